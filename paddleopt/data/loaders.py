@@ -1,0 +1,101 @@
+"""DataLoaders with the worker/prefetch knobs from ``data:``, and the data a stage needs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from paddleopt.config.sections import DataConfig
+from paddleopt.data.datasets import DatasetSplits, Split, load_splits, make_paddle_dataset, \
+    materialize
+from paddleopt.data.preprocess import ImagePreprocess, image_preprocess, spec_dict
+from paddleopt.utils.imports import import_paddle
+
+
+def build_loader(dataset: Any, cfg: DataConfig, train: bool, seed: int = 0) -> Any:
+    """A paddle DataLoader. With more than one rank, each reads its own shard through
+    ``DistributedBatchSampler`` (the same global batch order on every rank)."""
+    paddle = import_paddle()
+    batch_size = cfg.batch_size if train else cfg.eval_batch_size
+    shuffle = cfg.shuffle and train
+    if paddle.distributed.get_world_size() > 1:
+        sampler = paddle.io.DistributedBatchSampler(
+            dataset, batch_size=batch_size, shuffle=shuffle, drop_last=cfg.drop_last and train)
+    else:
+        sampler = paddle.io.BatchSampler(dataset, batch_size=batch_size, shuffle=shuffle,
+                                         drop_last=cfg.drop_last and train)
+    kwargs: dict[str, Any] = {"batch_sampler": sampler, "num_workers": cfg.num_workers,
+                              "use_shared_memory": cfg.use_shared_memory, "return_list": True}
+    if cfg.num_workers > 0:
+        kwargs.update(prefetch_factor=cfg.prefetch_factor,
+                      persistent_workers=cfg.persistent_workers)
+    return paddle.io.DataLoader(dataset, **kwargs)
+
+
+@dataclass
+class DataBundle:
+    """The pipeline's data, resolved once: splits, preprocess and loader factories."""
+
+    cfg: DataConfig
+    splits: DatasetSplits
+    preprocess: ImagePreprocess
+    seed: int
+
+    @property
+    def train_split(self) -> Split:
+        return self.splits.train.head(self.cfg.train_subset)
+
+    @property
+    def eval_split(self) -> Split:
+        split = self.splits.test if self.cfg.eval_split == "test" else self.splits.val
+        return split.head(self.cfg.eval_subset)
+
+    def train_loader(self) -> Any:
+        return build_loader(make_paddle_dataset(self.train_split, self.preprocess), self.cfg,
+                            train=True, seed=self.seed)
+
+    def eval_loader(self) -> Any:
+        return build_loader(make_paddle_dataset(self.eval_split, self.preprocess), self.cfg,
+                            train=False)
+
+    def eval_arrays(self, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        split = self.eval_split.head(limit)
+        return materialize(split, self.preprocess), split.labels
+
+    def calibration_arrays(self, count: int) -> np.ndarray:
+        """The first ``count`` training samples (never the evaluation split)."""
+        return materialize(self.train_split.head(count), self.preprocess)
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """preprocess / labels / dataset entries for a manifest."""
+        return {
+            "preprocess": spec_dict(self.preprocess),
+            "labels": list(self.splits.labels),
+            "dataset": {"name": self.cfg.dataset, "root": self.cfg.root,
+                        "eval_split": self.cfg.eval_split, "val_fraction": self.cfg.val_fraction,
+                        "seed": self.seed},
+        }
+
+    def input_shape(self) -> list[int]:
+        return [-1, self.preprocess.channels, *self.preprocess.size]
+
+
+def build_data(cfg: DataConfig, seed: int) -> DataBundle:
+    preprocess = image_preprocess(cfg.dataset, cfg.preprocess)
+    splits = load_splits(cfg.dataset, cfg.root, cfg.val_fraction, seed, preprocess)
+    return DataBundle(cfg, splits, preprocess, seed)
+
+
+def data_from_manifest(dataset: dict[str, Any], preprocess: dict[str, Any],
+                       eval_samples: int | None = None) -> DataBundle | None:
+    """Rebuild the evaluation data an artifact was made with (None when it has none)."""
+    if not dataset or "name" not in dataset:
+        return None
+    cfg = DataConfig(dataset=dataset["name"], root=dataset.get("root"),
+                     eval_split=dataset.get("eval_split", "test"),
+                     val_fraction=dataset.get("val_fraction", 0.1), eval_subset=eval_samples)
+    pre = image_preprocess(cfg.dataset, preprocess, path="manifest.preprocess")
+    seed = int(dataset.get("seed", 0))
+    return DataBundle(cfg, load_splits(cfg.dataset, cfg.root, cfg.val_fraction, seed, pre), pre,
+                      seed)

@@ -1,0 +1,162 @@
+"""The training loop shared by `train` and every fine-tuning stage.
+
+``fit`` runs epochs with optional AMP, a tqdm bar, per-epoch evaluation and an ``on_epoch_end``
+hook (checkpoints). It is distributed-aware: wrap the model in ``paddle.DataParallel`` before
+calling it when running under ``paddle.distributed.launch``; only rank 0 shows progress.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from paddleopt.engine.config import AmpConfig, TrainConfig
+from paddleopt.engine.optim import build_optimizer, build_schedule
+from paddleopt.utils.imports import import_paddle
+
+LossFn = Callable[[Any, Any, Any], Any]  # (logits, labels, images) -> scalar loss tensor
+
+
+def amp_dtype(cfg: AmpConfig) -> str | None:
+    """The autocast dtype to use, or None when AMP is off."""
+    if not cfg.enabled:
+        return None
+    if cfg.dtype != "auto":
+        return cfg.dtype
+    paddle = import_paddle()
+    on_gpu = paddle.is_compiled_with_cuda() and "gpu" in paddle.get_device()
+    return "float16" if on_gpu else "bfloat16"
+
+
+def is_rank0() -> bool:
+    return import_paddle().distributed.get_rank() == 0
+
+
+def evaluate(model: Any, loader: Any, loss_fn: LossFn | None = None) -> dict[str, float]:
+    """Accuracy and mean loss over ``loader`` (model switched to eval mode)."""
+    paddle = import_paddle()
+    model.eval()
+    correct = total = 0
+    loss_sum = 0.0
+    with paddle.no_grad():
+        for images, labels in loader:
+            logits = model(images)
+            labels = labels.reshape([-1])
+            loss = (loss_fn(logits, labels, images) if loss_fn else
+                    paddle.nn.functional.cross_entropy(logits, labels))
+            loss_sum += float(loss) * len(labels)
+            correct += int((logits.argmax(axis=-1) == labels).astype("int64").sum())
+            total += len(labels)
+    return {"accuracy": correct / max(1, total), "loss": loss_sum / max(1, total),
+            "samples": total}
+
+
+def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig,
+        log: logging.Logger | None = None, loss_fn: LossFn | None = None,
+        on_epoch_end: Callable[[int, dict, Any, Any], None] | None = None,
+        start_epoch: int = 0, optimizer_state: dict | None = None,
+        after_step: Callable[[int], None] | None = None,
+        parameters: list | None = None) -> dict[str, Any]:
+    """Train ``model``; return {"history": [...], "final": eval metrics, "seconds": ...}.
+
+    ``loss_fn(logits, labels, images)`` replaces cross entropy (distillation adds its terms
+    there). ``on_epoch_end(epoch, metrics, optimizer, schedule)`` saves checkpoints.
+    ``after_step(global_step)`` lets sparsity schedules act after each update.
+    """
+    paddle = import_paddle()
+    log = log or logging.getLogger("paddleopt")
+    steps = len(train_loader)
+    if cfg.max_steps_per_epoch:
+        steps = min(steps, cfg.max_steps_per_epoch)
+    schedule = build_schedule(cfg.schedule, cfg.optimizer.lr, cfg.epochs, steps)
+    optimizer = build_optimizer(cfg.optimizer, parameters or model.parameters(), schedule)
+    if optimizer_state:
+        optimizer.set_state_dict(optimizer_state)
+    dtype = amp_dtype(cfg.amp)
+    scaler = paddle.amp.GradScaler(init_loss_scaling=cfg.amp.init_loss_scaling) \
+        if dtype == "float16" else None
+    if dtype and cfg.amp.level == "O2":
+        model, optimizer = paddle.amp.decorate(model, optimizer, level="O2", dtype=dtype)
+
+    def default_loss(logits: Any, labels: Any, _images: Any) -> Any:
+        return paddle.nn.functional.cross_entropy(
+            logits.astype("float32"), labels, label_smoothing=cfg.label_smoothing)
+
+    loss_of = loss_fn or default_loss
+    history: list[dict] = []
+    started = time.perf_counter()
+    global_step = start_epoch * steps
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress_bar)
+        losses: list[float] = []
+        seen = 0
+        t0 = time.perf_counter()
+        for step, (images, labels) in enumerate(train_loader):
+            if step >= steps:
+                break
+            labels = labels.reshape([-1])
+            with paddle.amp.auto_cast(enable=dtype is not None, dtype=dtype or "float16",
+                                      level=cfg.amp.level):
+                logits = model(images)
+                loss = loss_of(logits, labels, images)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            optimizer.clear_grad()
+            if not isinstance(schedule, float):
+                schedule.step()
+            global_step += 1
+            if after_step is not None:
+                after_step(global_step)
+            losses.append(float(loss))
+            seen += len(labels)
+            if bar is not None and (step % max(1, cfg.log_interval // 5) == 0 or step == steps - 1):
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}",
+                                lr=f"{optimizer.get_lr():.2e}")
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        epoch_metrics: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
+                                         "train_samples_per_s": seen / (time.perf_counter() - t0)}
+        if eval_loader is not None and (cfg.eval_each_epoch or epoch == cfg.epochs - 1):
+            epoch_metrics.update({f"eval_{k}": v for k, v in evaluate(model, eval_loader).items()})
+        history.append(epoch_metrics)
+        if is_rank0():
+            log.info("epoch %d/%d %s", epoch + 1, cfg.epochs,
+                     " ".join(f"{k}={v:.4f}" for k, v in epoch_metrics.items()
+                              if isinstance(v, float)))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, epoch_metrics, optimizer, schedule)
+    final = history[-1] if history else {}
+    return {"history": history, "final": final, "seconds": time.perf_counter() - started}
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled or not is_rank0():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0)
+
+
+def count_params(model: Any) -> int:
+    return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
+
+
+def count_flops(model: Any, input_shape: list[int]) -> int:
+    """FLOPs (multiply-adds as paddle.flops counts them) for one sample."""
+    import contextlib
+    import io
+
+    paddle = import_paddle()
+    shape = [1 if d == -1 else d for d in input_shape]
+    with contextlib.redirect_stdout(io.StringIO()):  # paddle.flops prints a line per layer type
+        return int(paddle.flops(model, shape, print_detail=False))

@@ -1,0 +1,69 @@
+"""Run the configured deployments (evaluate.targets) on the pipeline's artifacts."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from paddleopt.artifact import Artifact
+from paddleopt.config.sections import EvaluateConfig, TargetConfig
+from paddleopt.deploy.targets import resolve_target
+
+log = logging.getLogger("paddleopt")
+
+
+def benchmark_rows(artifact: Artifact, backend: str, options: dict[str, Any],
+                   cfg: EvaluateConfig, name: str = "", model_name: str = "") -> list[dict]:
+    """Accuracy once, then latency/throughput per batch size: rows in the benchmark format."""
+    import numpy as np
+
+    from paddleopt.deploy.accuracy import eval_data, score_artifact
+    from paddleopt.deploy.bench import make_feeds, measure_latency
+    from paddleopt.deploy.predictor import load_predictor
+
+    predictor = load_predictor(artifact, backend, options)
+    described = predictor.describe()
+    scored = score_artifact(predictor, artifact, cfg.eval_samples)
+    data = eval_data(artifact, max(cfg.batch_sizes))
+    rows = []
+    for batch in cfg.batch_sizes:
+        if data is not None:
+            x = data[0]
+            reps = int(np.ceil(batch / len(x)))
+            feeds = [np.concatenate([x] * reps)[:batch]]
+        else:
+            feeds = make_feeds(predictor.inputs, batch, np.random.default_rng(0))
+        timing = measure_latency(predictor, feeds, cfg.warmup, cfg.iters, cfg.max_seconds)
+        rows.append({
+            "model": model_name or artifact.manifest.model.get("arch", artifact.path.name),
+            "variant": name or f"{backend}-{artifact.manifest.precision}",
+            "target": name,
+            "artifact": str(artifact.path),
+            "backend": backend,
+            "precision": artifact.manifest.precision,
+            "batch_size": batch,
+            "threads": described.get("threads"),
+            "onednn": described.get("onednn"),
+            "latency_ms": timing["latency_ms"],
+            "throughput_per_s": timing["throughput_per_s"],
+            "accuracy": scored["accuracy"],
+            "eval_samples": scored["eval_samples"],
+            "size_bytes": artifact.size_bytes(),
+            "peak_rss_mb": timing["peak_rss_mb"],
+            "config": described,
+        })
+    return rows
+
+
+def evaluate_targets(plan: Any, artifacts: dict[str, Artifact]) -> list[dict]:
+    produced = [(s.stage_id, type(s.stage).produces) for s in plan.steps]
+    rows: list[dict] = []
+    for target in plan.config.evaluate.targets:
+        stage_id = resolve_target(target, produced)
+        artifact = artifacts[stage_id]
+        log.info("evaluate %s: %s on %s", target.name, artifact.path.name, target.backend)
+        rows += benchmark_rows(artifact, target.backend, target.options, plan.config.evaluate,
+                               name=target.name, model_name=plan.config.model.arch)
+    return rows
+
+
+__all__ = ["TargetConfig", "benchmark_rows", "evaluate_targets"]

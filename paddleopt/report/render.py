@@ -1,0 +1,106 @@
+"""report.json (the data) and report.md (rendered from it) in a run's work dir."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+from paddleopt.artifact import Artifact
+from paddleopt.utils.errors import UserError
+
+STAGE_METRICS = ("accuracy", "params", "flops", "sparsity", "size_bytes", "train_seconds",
+                 "stage_seconds")
+
+
+def stage_rows(artifacts: list[Artifact]) -> list[dict[str, Any]]:
+    rows = []
+    for art in artifacts:
+        m = art.manifest
+        last = m.lineage[-1] if m.lineage else None
+        rows.append({
+            "stage": last.stage if last else art.path.name,
+            "type": last.type if last else "",
+            "folder": art.path.name,
+            "kind": m.kind,
+            "precision": m.precision,
+            "size_bytes": art.size_bytes(),
+            "metrics": {k: v for k, v in m.metrics.items() if k != "history"},
+            "checks": m.checks,
+        })
+    return rows
+
+
+def write_report(work_dir: Path, plan: Any, artifacts: dict[str, Artifact],
+                 deployments: list[dict]) -> Path:
+    from paddleopt.deploy.bench import machine_info
+
+    data = {
+        "pipeline": plan.config.name,
+        "config": plan.source,
+        "work_dir": str(work_dir),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "stages": stage_rows(list(artifacts.values())),
+        "deployments": deployments,
+    }
+    (work_dir / "report.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+                                          encoding="utf-8")
+    return render_markdown(work_dir)
+
+
+def render_markdown(work_dir: Path) -> Path:
+    """(Re-)render report.md from report.json, refreshing stages from the folders' manifests."""
+    from paddleopt.stages.pipeline import stage_artifacts
+
+    work_dir = Path(work_dir)
+    path = work_dir / "report.json"
+    if not path.is_file():
+        raise UserError(f"'{work_dir}' has no report.json.",
+                        "pass the work dir of a finished `paddleopt run` (e.g. work_dirs/quickstart).")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["stages"] = stage_rows(stage_artifacts(work_dir))
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md = work_dir / "report.md"
+    md.write_text(markdown(data), encoding="utf-8")
+    return md
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def markdown(data: dict[str, Any]) -> str:
+    lines = [f"# paddleopt report: {data['pipeline']}", "",
+             f"Config `{data.get('config', '')}`, created {data.get('created', '')}. "
+             f"Machine: {data['machine'].get('cpu', '?')}, {data['machine'].get('cores', '?')} "
+             f"cores, flags {', '.join(data['machine'].get('isa', []))}.", "", "## Stages", "",
+             "| stage | type | kind | precision | accuracy | params | FLOPs | size (KB) | checks |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in data["stages"]:
+        m = row["metrics"]
+        checks = ", ".join(f"{k}={_fmt(v, 6) if isinstance(v, float) else v}"
+                           for k, v in row["checks"].items() if not isinstance(v, (dict, list)))
+        lines.append(f"| {row['stage']} | {row['type']} | {row['kind']} | {row['precision']} | "
+                     f"{_fmt(m.get('accuracy'))} | {_fmt(m.get('params'))} | "
+                     f"{_fmt(m.get('flops'))} | {row['size_bytes'] / 1024:.1f} | {checks} |")
+    lines += ["", "## Deployments", "",
+              "| target | backend | precision | batch | accuracy | p50 ms | p90 ms | p99 ms | "
+              "samples/s | size (KB) | peak RSS MB |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in data["deployments"]:
+        lat = row["latency_ms"]
+        lines.append(
+            f"| {row['variant']} | {row['backend']} | {row['precision']} | {row['batch_size']} | "
+            f"{_fmt(row['accuracy'])} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | "
+            f"{row['throughput_per_s']:.1f} | {row['size_bytes'] / 1024:.1f} | "
+            f"{_fmt(row.get('peak_rss_mb'), 1)} |")
+    lines += ["", "Latency is wall time per `run()` call on the batch; samples/s = batch size x "
+              "calls / time. Machines here are shared: compare ratios within one report.", ""]
+    return "\n".join(lines)

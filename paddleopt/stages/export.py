@@ -1,0 +1,98 @@
+"""`export`: checkpoint -> Paddle inference model (paddle.jit.save), checked for parity."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paddleopt.artifact import Artifact, Manifest
+from paddleopt.stages.base import Stage, StageContext
+from paddleopt.utils.errors import StageError
+
+
+@dataclass
+class ExportConfig:
+    dynamic_batch: bool = True  # input spec batch dim -1; false fixes it to batch_size
+    batch_size: int = 1  # only used when dynamic_batch is false
+    parity_samples: int = 64  # inputs compared between dygraph and Paddle Inference
+    tolerance: float = 1e-4  # max abs diff allowed on the logits; exceeded -> stage fails
+    clip_extra: bool = True  # paddle.jit.save default; to_lite repairs what it drops
+
+    def validate(self) -> tuple[str, str] | None:
+        if self.tolerance <= 0:
+            return "export.tolerance must be > 0", "use e.g. tolerance: 1.0e-4"
+        return None
+
+
+class ExportStage(Stage):
+    name = "export"
+    Config = ExportConfig
+    consumes = ("checkpoint",)
+    produces = "inference"
+
+    def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
+        from paddleopt.models.registry import build_model
+        from paddleopt.utils.imports import import_paddle
+
+        assert src is not None
+        paddle = import_paddle()
+        cfg: ExportConfig = self.config
+        model = build_model(src.manifest.model)
+        model.set_state_dict(paddle.load(str(src.file("weights"))))
+        model.eval()
+        inputs = src.manifest.io.inputs
+        specs = []
+        for spec in inputs:
+            shape = list(spec.shape)
+            if shape and not cfg.dynamic_batch:
+                shape[0] = cfg.batch_size
+            specs.append(paddle.static.InputSpec(shape, spec.dtype, spec.name))
+        paddle.jit.save(model, str(out_dir / "model"), input_spec=specs,
+                        clip_extra=cfg.clip_extra)
+        for leftover in out_dir.glob("model.pdiparams.info"):
+            leftover.unlink()  # training-only metadata, not needed for inference
+        manifest = src.manifest.derive(kind="inference",
+                                       files={"model": "model.pdmodel",
+                                              "params": "model.pdiparams"})
+        feeds = sample_inputs(src, cfg.parity_samples, ctx)
+        diff = parity_vs_dygraph(model, Artifact(out_dir, manifest), feeds)
+        manifest.checks["parity_vs_dygraph_max_abs_diff"] = diff
+        manifest.checks["parity_tolerance"] = cfg.tolerance
+        manifest.metrics.update({k: v for k, v in src.manifest.metrics.items()
+                                 if k in ("accuracy", "params", "flops")})
+        if diff > cfg.tolerance:
+            raise StageError(f"exported model differs from the dygraph model by {diff:.3g} "
+                             f"(tolerance {cfg.tolerance:g}).",
+                             "check for train-only behaviour in forward() (dropout, "
+                             "batch statistics), or raise stages.export.tolerance.")
+        return manifest
+
+
+def sample_inputs(src: Artifact, count: int, ctx: StageContext | None) -> list[np.ndarray]:
+    """Real evaluation samples when the pipeline has data, else seeded random inputs."""
+    shape = [count if d == -1 else d for d in src.manifest.io.inputs[0].shape]
+    if ctx is not None and getattr(ctx, "pipeline", None) is not None and \
+            len(src.manifest.io.inputs) == 1:
+        from paddleopt.data.loaders import build_data
+
+        x, _ = build_data(ctx.pipeline.data, ctx.seed).eval_arrays(count)
+        return [x]
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal(shape).astype(np.float32)]
+
+
+def parity_vs_dygraph(model: Any, exported: Artifact, feeds: list[np.ndarray]) -> float:
+    """Max abs difference between the dygraph model and Paddle Inference on ``feeds``."""
+    from paddleopt.deploy.predictor import load_predictor
+    from paddleopt.utils.imports import import_paddle
+
+    paddle = import_paddle()
+    with paddle.no_grad():
+        expected = model(*[paddle.to_tensor(f) for f in feeds])
+    expected = [expected.numpy()] if not isinstance(expected, (list, tuple)) else \
+        [e.numpy() for e in expected]
+    predictor = load_predictor(exported, "paddle_inference", {})
+    actual = predictor.run(feeds)
+    return float(max(np.abs(a - e).max() for a, e in zip(actual, expected)))

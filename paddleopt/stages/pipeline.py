@@ -1,0 +1,244 @@
+"""plan() validates a whole run before any work; run() executes it stage by stage.
+
+Each stage writes into ``work_dir/.NN_<id>.tmp`` and the folder is renamed to ``NN_<id>`` only
+after its manifest is saved, so a killed run never leaves a folder that looks finished. With
+``resume`` a stage is skipped when its folder's fingerprint (stage type, resolved config,
+parent digest, versions) matches the one planned now.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paddleopt.artifact import Artifact, LineageEntry, Manifest
+from paddleopt.artifact.manifest import MANIFEST_NAME, sha256_json
+from paddleopt.config.loader import dump_yaml, load_config
+from paddleopt.config.schema import parse, to_dict
+from paddleopt.config.sections import PipelineConfig
+from paddleopt.stages.base import Stage, StageContext
+from paddleopt.stages.catalog import CATALOG, stage_class
+from paddleopt.utils.errors import ConfigError, StageError, UserError
+from paddleopt.utils.imports import INSTALL_HINT, missing_modules
+from paddleopt.utils.versions import stack_versions
+
+log = logging.getLogger("paddleopt")
+
+
+@dataclass
+class PlanStep:
+    index: int
+    stage_id: str
+    stage: Stage
+    config_dict: dict[str, Any]  # resolved (defaults filled in), saved into lineage
+
+    @property
+    def type(self) -> str:
+        return self.stage.name
+
+    @property
+    def folder_name(self) -> str:
+        return f"{self.index:02d}_{self.stage_id}"
+
+
+@dataclass
+class Plan:
+    config: PipelineConfig
+    raw: dict[str, Any]
+    steps: list[PlanStep]
+    work_dir: Path
+    source: str = ""
+
+    def describe(self) -> str:
+        lines = [f"pipeline '{self.config.name}' -> {self.work_dir}"]
+        for step in self.steps:
+            cls = type(step.stage)
+            src = "/".join(cls.consumes) or "-"
+            lines.append(f"  {step.folder_name:<18} {step.type:<10} {src:>22} -> {cls.produces}")
+        for target in self.config.evaluate.targets:
+            lines.append(f"  evaluate {target.name} on {target.backend}")
+        return "\n".join(lines)
+
+
+@dataclass
+class RunResult:
+    plan: Plan
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    report: Path | None = None
+
+
+def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None,
+         source: str = "") -> Plan:
+    """Validate schema, every stage config, the kind chain and the extras. No work is done."""
+    if not isinstance(config, dict):
+        source = source or str(config)
+        raw = load_config(config, overrides)
+    else:
+        from paddleopt.config.loader import apply_overrides
+
+        raw = apply_overrides(config, overrides or [],
+                              {sid: ["stages"] for sid in (config.get("stages") or {})})
+    pipeline = parse(PipelineConfig, raw, source=source)
+    steps: list[PlanStep] = []
+    produced: str | None = None
+    for index, (stage_id, stage_raw) in enumerate(pipeline.stages.items(), start=1):
+        stage_raw = dict(stage_raw or {})
+        type_name = str(stage_raw.pop("type", stage_id))
+        try:
+            cls = stage_class(type_name)
+        except ConfigError as exc:
+            raise ConfigError(f"{source + ': ' if source else ''}stages.{stage_id}: {exc.message}",
+                              exc.fix) from None
+        stage_cfg = parse(cls.Config, stage_raw, path=f"stages.{stage_id}", source=source)
+        _check_chain(cls, stage_id, produced, source)
+        extra = CATALOG[type_name][1]
+        for needed in filter(None, (extra, *cls.extras)):
+            missing = missing_modules(needed)
+            if missing:
+                raise ConfigError(
+                    f"stage '{stage_id}' ({type_name}) needs the '{needed}' extra, but "
+                    f"{', '.join(missing)} is not installed.",
+                    f"run: {INSTALL_HINT.format(extra=needed)}")
+        stage = cls(stage_cfg)
+        stage.check(pipeline, stage_id)
+        steps.append(PlanStep(index, stage_id, stage, to_dict(stage_cfg)))
+        produced = cls.produces
+    _check_targets(pipeline, steps, source)
+    work_dir = Path(pipeline.work_dir or f"work_dirs/{pipeline.name}")
+    return Plan(pipeline, raw, steps, work_dir, source)
+
+
+def _check_chain(cls: type[Stage], stage_id: str, produced: str | None, source: str) -> None:
+    where = f"{source + ': ' if source else ''}stages.{stage_id}"
+    if produced is None and cls.consumes and not cls.optional_input:
+        raise ConfigError(
+            f"{where} ({cls.name}) needs a {' or '.join(cls.consumes)} artifact as input, but it "
+            f"is the first stage.", f"put a stage that produces {cls.consumes[0]} before it "
+            f"(e.g. train/export), or give the input path in its config if it accepts one.")
+    if produced is not None and produced not in cls.consumes:
+        raise ConfigError(
+            f"{where} ({cls.name}) consumes {' or '.join(cls.consumes) or 'nothing'}, but the "
+            f"stage before it produces {produced}.",
+            "reorder the stages (e.g. train -> prune -> export -> ptq -> to_onnx).")
+
+
+def _check_targets(pipeline: PipelineConfig, steps: list[PlanStep], source: str) -> None:
+    from paddleopt.deploy.targets import resolve_target
+
+    for target in pipeline.evaluate.targets:
+        resolve_target(target, [(s.stage_id, type(s.stage).produces) for s in steps], source)
+
+
+def fingerprint(step: PlanStep, parent_digest: str | None, pipeline: PipelineConfig) -> str:
+    versions = stack_versions()
+    return sha256_json({
+        "type": step.type, "stage_id": step.stage_id, "config": step.config_dict,
+        # model/data/seed shape every stage that trains or evaluates; include them all.
+        "model": to_dict(pipeline.model), "data": to_dict(pipeline.data), "seed": pipeline.seed,
+        "parent": parent_digest, "versions": versions,
+    })
+
+
+def run(the_plan: Plan, resume: bool = False, until: str | None = None,
+        evaluate: bool = True) -> RunResult:
+    """Execute the plan. Stops at the first failure with the stage, its folder and the cause."""
+    work_dir = the_plan.work_dir
+    work_dir.mkdir(parents=True, exist_ok=True)
+    dump_yaml(the_plan.raw, work_dir / "config.resolved.yaml")
+    result = RunResult(the_plan)
+    parent: Artifact | None = None
+    for step in the_plan.steps:
+        parent_digest = parent.digest() if parent is not None else None
+        fp = fingerprint(step, parent_digest, the_plan.config)
+        final_dir = work_dir / step.folder_name
+        if resume and _finished(final_dir, fp):
+            log.info("[%s] resume: fingerprint matches, skipping %s", step.stage_id, final_dir)
+            parent = Artifact.open(final_dir)
+            result.skipped.append(step.stage_id)
+        else:
+            parent = _run_step(step, parent, parent_digest, fp, the_plan, result, resume)
+        result.artifacts[step.stage_id] = parent
+        if until is not None and step.stage_id == until:
+            break
+    if evaluate and until is None:
+        from paddleopt.report.evaluate import evaluate_targets
+        from paddleopt.report.render import write_report
+
+        deployments = evaluate_targets(the_plan, result.artifacts)
+        result.report = write_report(work_dir, the_plan, result.artifacts, deployments)
+    return result
+
+
+def _finished(folder: Path, fp: str) -> bool:
+    manifest = folder / MANIFEST_NAME
+    if not manifest.is_file():
+        return False
+    try:
+        art = Artifact.open(folder)
+    except UserError:
+        return False
+    return bool(art.manifest.lineage) and art.manifest.lineage[-1].fingerprint == fp
+
+
+def _run_step(step: PlanStep, parent: Artifact | None, parent_digest: str | None, fp: str,
+              the_plan: Plan, result: RunResult, resume: bool) -> Artifact:
+    work_dir = the_plan.work_dir
+    final_dir = work_dir / step.folder_name
+    tmp_dir = work_dir / f".{step.folder_name}.tmp"
+    # An interrupted attempt with the same fingerprint may hold per-epoch checkpoints the
+    # stage can continue from (--resume); anything else in the temp folder is discarded.
+    marker = tmp_dir / ".fingerprint"
+    keep = resume and marker.is_file() and marker.read_text().strip() == fp
+    if not keep:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        tmp_dir.mkdir(parents=True)
+        marker.write_text(fp)
+    ctx = StageContext(pipeline=the_plan.config, stage_id=step.stage_id, work_dir=work_dir,
+                       artifacts=dict(result.artifacts), resume=resume)
+    log.info("[%s] %s: %s -> %s", step.stage_id, step.type,
+             parent.path if parent else "-", final_dir)
+    started = time.perf_counter()
+    try:
+        manifest = step.stage.run(parent, tmp_dir, ctx)
+    except UserError as exc:
+        raise StageError(f"stage '{step.stage_id}' ({step.type}) failed in {final_dir}: "
+                         f"{exc.message}", exc.fix) from None
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        raise RuntimeError(f"stage '{step.stage_id}' ({step.type}) crashed while writing "
+                           f"{tmp_dir}: {type(exc).__name__}: {exc}") from exc
+    _finalize_manifest(manifest, step, parent_digest, fp, time.perf_counter() - started)
+    marker.unlink(missing_ok=True)
+    manifest.save(tmp_dir)
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    tmp_dir.rename(final_dir)
+    return Artifact.open(final_dir)
+
+
+def _finalize_manifest(manifest: Manifest, step: PlanStep, parent_digest: str | None, fp: str,
+                       seconds: float) -> None:
+    manifest.lineage.append(LineageEntry(
+        stage=step.stage_id, type=step.type, config=step.config_dict, fingerprint=fp,
+        parent_digest=parent_digest,
+        finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")))
+    manifest.versions = stack_versions()
+    manifest.metrics.setdefault("stage_seconds", round(seconds, 2))
+
+
+def stage_artifacts(work_dir: Path) -> list[Artifact]:
+    """Finished artifacts in a work dir, in stage order (for report / bench -c)."""
+    out = []
+    for folder in sorted(p for p in Path(work_dir).iterdir() if p.is_dir()
+                         and not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()):
+        out.append(Artifact.open(folder))
+    return out
+
+
+__all__ = ["Plan", "PlanStep", "RunResult", "plan", "run", "stage_artifacts"]

@@ -1,0 +1,89 @@
+"""`train`: dygraph training of the configured model on the configured data."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paddleopt.artifact import Artifact, IOSpec, Manifest, TensorSpec
+from paddleopt.engine.config import TrainConfig
+from paddleopt.stages.base import Stage, StageContext
+
+
+@dataclass
+class TrainStageConfig(TrainConfig):
+    keep_checkpoints: int = 2  # per-epoch checkpoints kept in checkpoints/
+    resume_from_checkpoint: bool = True  # with --resume, continue an interrupted stage
+
+
+class TrainStage(Stage):
+    name = "train"
+    Config = TrainStageConfig
+    consumes = ("checkpoint",)  # optional: fine-tune from an earlier checkpoint
+    optional_input = True
+    produces = "checkpoint"
+
+    def check(self, pipeline: Any, stage_id: str) -> None:
+        from paddleopt.models.registry import check_arch
+
+        check_arch(pipeline.model.arch)
+
+    def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
+        from paddleopt.data.loaders import build_data
+        from paddleopt.engine.checkpoint import EpochCheckpoints
+        from paddleopt.engine.loop import count_flops, count_params, fit
+        from paddleopt.models.registry import build_model, model_spec
+        from paddleopt.utils.imports import import_paddle
+        from paddleopt.utils.seed import seed_everything
+
+        paddle = import_paddle()
+        cfg: TrainStageConfig = self.config
+        seed_everything(ctx.seed)
+        data = build_data(ctx.pipeline.data, ctx.seed)
+        spec = dict(src.manifest.model) if src is not None else model_spec(ctx.pipeline.model)
+        model = build_model(spec)
+        if src is not None:
+            model.set_state_dict(paddle.load(str(src.file("weights"))))
+        input_shape = data.input_shape()
+        flops = count_flops(model, input_shape)
+
+        checkpoints = EpochCheckpoints(out_dir, keep=cfg.keep_checkpoints)
+        start_epoch, opt_state = 0, None
+        if ctx.resume and cfg.resume_from_checkpoint:
+            last = checkpoints.load_last()
+            if last is not None:
+                start_epoch, model_state, opt_state = last
+                model.set_state_dict(model_state)
+                ctx.log.info("[%s] resuming after epoch %d", ctx.stage_id, start_epoch)
+
+        train_model = model
+        if paddle.distributed.get_world_size() > 1:
+            paddle.distributed.init_parallel_env()
+            train_model = paddle.DataParallel(model)
+
+        def on_epoch_end(epoch: int, metrics: dict, optimizer: Any, _schedule: Any) -> None:
+            checkpoints.save(epoch, model, optimizer, metrics)
+
+        result = fit(train_model, data.train_loader(), data.eval_loader(), cfg, log=ctx.log,
+                     on_epoch_end=on_epoch_end, start_epoch=start_epoch,
+                     optimizer_state=opt_state)
+        if start_epoch >= cfg.epochs:  # everything was done before the interruption
+            from paddleopt.engine.loop import evaluate
+
+            result["final"] = {f"eval_{k}": v for k, v in
+                               evaluate(model, data.eval_loader()).items()}
+        paddle.save(model.state_dict(), str(out_dir / "model.pdparams"))
+        final = result["final"]
+        return Manifest(
+            kind="checkpoint",
+            files={"weights": "model.pdparams"},
+            io=IOSpec(inputs=[TensorSpec("x", input_shape)],
+                      outputs=[TensorSpec("logits", [-1, spec["num_classes"]])]),
+            model=spec,
+            metrics={"accuracy": final.get("eval_accuracy"), "loss": final.get("eval_loss"),
+                     "eval_samples": final.get("eval_samples"), "params": count_params(model),
+                     "flops": flops, "epochs": cfg.epochs,
+                     "train_seconds": round(result["seconds"], 1),
+                     "history": result["history"]},
+            **data.manifest_fields(),
+        )
