@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 venv: $(STAMP)
 
 $(STAMP): setup.py constraints.txt
-	@test -x $(BIN)/python || { py=$$(PY="$(PY)" scripts/find_python310.sh) && echo "creating $(VENV) with $$py" && $$py -m venv $(VENV); }
+	@test -x $(BIN)/python || { py=$$(PY="$(PY)" tools/find_python310.sh) && echo "creating $(VENV) with $$py" && $$py -m venv $(VENV); }
 	$(BIN)/python -m pip install -q "setuptools<81" wheel
 	@# LAC's setup.py imports pkg_resources, so it must build without isolation.
 	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation lac==2.1.2
@@ -21,10 +21,10 @@ demo: $(STAMP)
 	$(BIN)/paddleopt run -c configs/quickstart.yaml --resume
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -m "not slow and not gpu" $(PYTEST_ARGS)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/inference.py --out benchmarks/results/inference.json

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from paddleopt.config.schema import build, to_dict
+from paddleopt.config.schema import parse, to_dict
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -81,7 +81,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        return build(cls, data)
+        return parse(cls, data, source="manifest.json")
 
     # -- io -------------------------------------------------------------------------------
     def save(self, folder: Path) -> Path:

@@ -2,12 +2,28 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from paddleopt.utils.errors import ConfigError
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load plus YAML 1.2 floats: PyYAML (YAML 1.1) reads `1e-3` as a string, which
+    surprises everyone who writes a learning rate that way."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def safe_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -26,7 +42,7 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"config file '{path}' does not exist.",
                           "check the path given to -c (configs live in configs/*.yaml).")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file '{path}' is not valid YAML: {exc}",
                           "fix the YAML syntax at the line shown.") from None
@@ -54,7 +70,7 @@ def load_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """'a.b.c=value' -> (['a','b','c'], yaml.safe_load(value)). Never eval."""
+    """'a.b.c=value' -> (['a','b','c'], safe_load(value)). Never eval."""
     if "=" not in text:
         raise ConfigError(f"override '{text}' has no '='.", "write overrides as -o key.path=value.")
     key, raw = text.split("=", 1)
@@ -62,7 +78,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key.strip() or any(not p for p in parts):
         raise ConfigError(f"override '{text}' has an empty key.", "write -o key.path=value.")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return parts, value

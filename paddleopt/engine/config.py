@@ -39,7 +39,8 @@ class ScheduleConfig:
 
 @dataclass
 class AmpConfig:
-    """Automatic mixed precision. On CPU Paddle supports bfloat16 (O1 white-listed ops)."""
+    """Automatic mixed precision: fp16 on GPU (bf16 on request). Paddle 2.6 dygraph AMP has no
+    effect on CPU, so there the switch is reported as not effective and training stays fp32."""
 
     enabled: bool = False
     dtype: Literal["auto", "float16", "bfloat16"] = "auto"  # auto: fp16 on GPU, bf16 on CPU

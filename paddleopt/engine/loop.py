@@ -19,15 +19,23 @@ from paddleopt.utils.imports import import_paddle
 LossFn = Callable[[Any, Any, Any], Any]  # (logits, labels, images) -> scalar loss tensor
 
 
-def amp_dtype(cfg: AmpConfig) -> str | None:
-    """The autocast dtype to use, or None when AMP is off."""
+def amp_dtype(cfg: AmpConfig, log: logging.Logger | None = None) -> str | None:
+    """The autocast dtype to use, or None when AMP is off or cannot take effect.
+
+    Paddle 2.6 dygraph autocast only acts on CUDA/XPU/custom places: on CPU it warns "makes no
+    effect" and runs fp32 (measured on 2.6.2). We say so once and train in fp32 rather than
+    pretend; the manifest records ``amp_effective``.
+    """
     if not cfg.enabled:
         return None
-    if cfg.dtype != "auto":
-        return cfg.dtype
     paddle = import_paddle()
     on_gpu = paddle.is_compiled_with_cuda() and "gpu" in paddle.get_device()
-    return "float16" if on_gpu else "bfloat16"
+    if not on_gpu:
+        (log or logging.getLogger("paddleopt")).warning(
+            "amp.enabled is set, but Paddle %s dygraph AMP has no effect on CPU; training in "
+            "fp32 (AMP applies on GPU).", paddle.__version__)
+        return None
+    return "float16" if cfg.dtype == "auto" else cfg.dtype
 
 
 def is_rank0() -> bool:
@@ -74,7 +82,7 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
     optimizer = build_optimizer(cfg.optimizer, parameters or model.parameters(), schedule)
     if optimizer_state:
         optimizer.set_state_dict(optimizer_state)
-    dtype = amp_dtype(cfg.amp)
+    dtype = amp_dtype(cfg.amp, log)
     scaler = paddle.amp.GradScaler(init_loss_scaling=cfg.amp.init_loss_scaling) \
         if dtype == "float16" else None
     if dtype and cfg.amp.level == "O2":
@@ -136,7 +144,8 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
         if on_epoch_end is not None:
             on_epoch_end(epoch, epoch_metrics, optimizer, schedule)
     final = history[-1] if history else {}
-    return {"history": history, "final": final, "seconds": time.perf_counter() - started}
+    return {"history": history, "final": final, "seconds": time.perf_counter() - started,
+            "amp_effective": dtype is not None, "amp_dtype": dtype}
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:

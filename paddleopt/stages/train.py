@@ -84,6 +84,7 @@ class TrainStage(Stage):
                      "eval_samples": final.get("eval_samples"), "params": count_params(model),
                      "flops": flops, "epochs": cfg.epochs,
                      "train_seconds": round(result["seconds"], 1),
+                     "amp_effective": result["amp_effective"], "amp_dtype": result["amp_dtype"],
                      "history": result["history"]},
             **data.manifest_fields(),
         )

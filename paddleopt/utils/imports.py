@@ -35,7 +35,14 @@ def import_paddle() -> ModuleType:
 
 def missing_modules(extra: str) -> list[str]:
     """Return the modules of ``extra`` that are not installed (cheap: no import)."""
-    return [m for m in EXTRA_MODULES[extra] if importlib.util.find_spec(m) is None]
+    return [m for m in EXTRA_MODULES[extra] if not _has_module(m)]
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken or blocked installation counts as missing
+        return False
 
 
 def extra_import_error(extra: str) -> str | None:

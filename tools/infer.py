@@ -1,0 +1,5 @@
+"""`python tools/infer.py ...` behaves exactly like `paddleopt infer ...` (same -c/-o flags)."""
+from _shim import run
+
+if __name__ == "__main__":
+    run("infer")

@@ -1,0 +1,5 @@
+"""`python tools/run.py ...` behaves exactly like `paddleopt run ...` (same -c/-o flags)."""
+from _shim import run
+
+if __name__ == "__main__":
+    run("run")
