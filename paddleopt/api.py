@@ -26,6 +26,12 @@ def plan(config: str | Path | dict, overrides: list[str] | None = None) -> Any:
 def run(config: str | Path | dict, overrides: list[str] | None = None, resume: bool = False,
         until: str | None = None, evaluate: bool = True) -> Any:
     """Plan, then run the pipeline; returns a RunResult (artifacts by stage id, report path)."""
+    import logging
+
+    if not logging.getLogger("paddleopt").handlers:
+        from paddleopt.utils.logging import setup_logging
+
+        setup_logging()
     from paddleopt.stages.pipeline import run as run_plan
 
     return run_plan(plan(config, overrides), resume=resume, until=until, evaluate=evaluate)

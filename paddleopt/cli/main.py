@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from typing import Any, Callable
 
@@ -205,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="[paddleopt] %(message)s")
+    from paddleopt.utils.logging import setup_logging
+
+    setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -24,7 +24,7 @@ def test_kill_during_train_then_resume(tmp_path):
     cfg["stages"]["train"]["epochs"] = 6
     cfg["evaluate"]["targets"] = []
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
     proc = start_run(path)
     state = work / ".01_train.tmp" / "checkpoints" / "state.json"
