@@ -18,7 +18,7 @@ def assert_user_error(proc, *needles: str) -> None:
 
 
 def write_config(path, config) -> str:
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return str(path)
 
 

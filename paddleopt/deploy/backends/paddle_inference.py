@@ -1,0 +1,645 @@
+"""Paddle Inference backend: every knob of ``paddle.inference.Config``, zero-copy runs.
+
+Two layers, so that configuration is testable without running a model:
+
+* ``build_config(model_file, params_file, options, precision)`` turns ``Options`` into a
+  ``paddle.inference.Config`` (pure configuration; the only I/O is checking the files).
+* ``PaddleInferencePredictor`` runs it with zero-copy handles and reports in ``describe()``
+  what the Config itself says, not what we asked for.
+
+Facts about Paddle 2.6.2 this module is written around (checked on the CPU wheel):
+
+* A fresh Config already has oneDNN on; fp32 without oneDNN needs ``disable_mkldnn()``.
+* An INT8 (fake-quant) model on CPU needs ``enable_mkldnn()`` AND ``enable_mkldnn_int8()``;
+  without the second it runs the fake-quant ops in fp32, 5-30x slower than plain fp32.
+* On the CPU wheel ``enable_use_gpu()`` only logs "Please use PaddlePaddle with GPU version"
+  and changes nothing (``use_gpu()`` stays False, the memory pool and device id keep their
+  defaults), while ``enable_tensorrt_engine()`` raises "compile with TENSORRT". Hence the
+  explicit CUDA/TensorRT checks here, with a fix, instead of a silent CPU run.
+* A truncated .pdiparams loads without any error and returns garbage (NaN or wrong numbers);
+  ``check_params_file`` walks the file's tensor records to catch that before loading.
+* The Python Config has no cuDNN switch (``EnableCUDNN`` is C++ only); GPU convolutions
+  use cuDNN kernels anyway.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import struct
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from paddleopt.deploy.predictor import Predictor
+from paddleopt.utils.errors import UserError
+
+if TYPE_CHECKING:
+    from paddleopt.artifact import Artifact, TensorSpec
+
+KINDS = ("inference",)
+EXTRA = None
+
+GPU_INSTALL_FIX = ("install the GPU build (pip uninstall -y paddlepaddle && pip install "
+                   "paddlepaddle-gpu==2.6.2, CUDA 12.0) on a machine with an NVIDIA GPU, "
+                   "or set device: cpu.")
+
+
+# -- options ---------------------------------------------------------------------------------
+@dataclass
+class ShapeRange:
+    """TensorRT dynamic shape range of one input: min <= opt <= max, same rank."""
+
+    min: list[int]
+    opt: list[int]
+    max: list[int]
+
+    def validate(self) -> tuple[str, str] | None:
+        if not len(self.min) == len(self.opt) == len(self.max):
+            return (f"min/opt/max must have the same rank, got {self.min}, {self.opt}, "
+                    f"{self.max}", "give all three shapes the same number of dimensions.")
+        triples = zip(self.min, self.opt, self.max, strict=True)
+        if any(not (lo <= mid <= hi) for lo, mid, hi in triples):
+            return (f"shape range needs min <= opt <= max in every dimension, got "
+                    f"min={self.min} opt={self.opt} max={self.max}", "fix the ranges.")
+        return None
+
+
+@dataclass
+class TensorRTOptions:
+    """Paddle-TensorRT subgraph engine (GPU builds compiled with TensorRT only).
+
+    Attributes:
+        enabled: offload supported subgraphs to TensorRT.
+        precision: engine precision. int8 either uses the scales of a quantized artifact
+            (use_calib_mode: false) or calibrates an fp32 model at runtime (use_calib_mode: true).
+        workspace_size: TensorRT builder workspace in bytes.
+        max_batch_size: largest batch for static-shape engines.
+        min_subgraph_size: smallest subgraph (in ops) worth an engine; smaller ones stay in Paddle.
+        use_static: serialize built engines to engine_cache_dir and reuse them next start.
+        use_calib_mode: run TensorRT's own INT8 calibration (only for fp32 models).
+        dynamic_shapes: input name -> {min, opt, max} shapes for dynamic-shape engines.
+        tuned_shape_file: shape ranges of every tensor collected by ``collect_shape_ranges``
+            (Paddle's collect_shape_range_info); exclusive with dynamic_shapes.
+        engine_cache_dir: where serialized engines / optimized models go (set_optim_cache_dir).
+    """
+
+    enabled: bool = False
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    workspace_size: int = 1 << 30
+    max_batch_size: int = 1
+    min_subgraph_size: int = 3
+    use_static: bool = False
+    use_calib_mode: bool = False
+    dynamic_shapes: dict[str, ShapeRange] = field(default_factory=dict)
+    tuned_shape_file: str | None = None
+    engine_cache_dir: str | None = None
+
+    def validate(self) -> tuple[str, str] | None:
+        if self.workspace_size <= 0 or self.max_batch_size < 1 or self.min_subgraph_size < 1:
+            return ("tensorrt.workspace_size must be > 0, max_batch_size and "
+                    "min_subgraph_size >= 1", "fix the value.")
+        if self.dynamic_shapes and self.tuned_shape_file:
+            return ("tensorrt.dynamic_shapes and tensorrt.tuned_shape_file both set",
+                    "use one: explicit ranges for the inputs, or a collected shape file.")
+        if self.use_calib_mode and self.precision != "int8":
+            return ("tensorrt.use_calib_mode only applies to precision int8",
+                    "set tensorrt.precision: int8 or use_calib_mode: false.")
+        return None
+
+
+@dataclass
+class Options:
+    """Paddle Inference knobs (``paddle.inference.Config``).
+
+    Attributes:
+        device: cpu, or gpu (needs paddlepaddle-gpu and an NVIDIA GPU).
+        threads: CPU math library threads per predictor (set_cpu_math_library_num_threads);
+            0 = one per core available to this process.
+        onednn: use oneDNN (MKL-DNN) kernels on CPU; ~7x faster than native fp32 kernels on
+            ResNet18. Ignored on GPU.
+        onednn_cache_capacity: how many input shapes oneDNN caches primitives for
+            (set_mkldnn_cache_capacity); bounds memory with dynamic shapes, 0 = unlimited.
+        onednn_int8: run quantized ops in INT8 (enable_mkldnn_int8). "auto" = on when the
+            artifact's precision is int8. false on an int8 artifact runs the fake-quant ops in
+            fp32 (accuracy debugging only: 5-30x slower than fp32).
+        ir_optim: graph optimization passes (operator fusion etc.).
+        memory_optim: reuse intermediate buffers (enable_memory_optim).
+        ir_debug: dump the graph after every pass as .dot files into the working directory.
+        verbose: keep Paddle's glog output (pass list, fusion counts); off = disable_glog_info.
+        gpu_id: GPU device id.
+        gpu_mem_mb: initial size of the GPU memory pool in MB (enable_use_gpu).
+        cudnn: cuDNN kernels on GPU. Paddle 2.6.2 always uses them (its Python Config has no
+            switch), so only true is accepted.
+        tensorrt: the TensorRT engine, see ``TensorRTOptions``.
+    """
+
+    device: Literal["cpu", "gpu"] = "cpu"
+    threads: int = 0
+    onednn: bool = True
+    onednn_cache_capacity: int = 10
+    onednn_int8: bool | Literal["auto"] = "auto"
+    ir_optim: bool = True
+    memory_optim: bool = True
+    ir_debug: bool = False
+    verbose: bool = False
+    gpu_id: int = 0
+    gpu_mem_mb: int = 256
+    cudnn: bool = True
+    tensorrt: TensorRTOptions = field(default_factory=TensorRTOptions)
+
+    def validate(self) -> tuple[str, str] | None:
+        if self.threads < 0:
+            return "threads must be >= 0", "set threads: 0 (all cores) or a positive count."
+        if self.onednn_cache_capacity < 0:
+            return ("onednn_cache_capacity must be >= 0",
+                    "set it to the number of input shapes to cache (0 = unlimited).")
+        if self.onednn_int8 is True and not self.onednn:
+            return ("onednn_int8: true needs onednn: true (INT8 kernels are oneDNN kernels)",
+                    "set onednn: true, or onednn_int8: auto/false.")
+        if self.gpu_id < 0 or self.gpu_mem_mb <= 0:
+            return "gpu_id must be >= 0 and gpu_mem_mb > 0", "fix the value."
+        if not self.cudnn:
+            return ("cudnn: false is not supported: Paddle Inference 2.6.2's Python Config has "
+                    "no switch for cuDNN (GPU convolutions always use it)",
+                    "remove 'cudnn' or set it to true.")
+        if self.tensorrt.enabled and self.device != "gpu":
+            return ("tensorrt.enabled needs device: gpu (TensorRT is an NVIDIA GPU engine)",
+                    "set device: gpu, or tensorrt.enabled: false.")
+        return None
+
+
+# -- module contract -------------------------------------------------------------------------
+def is_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("paddle") is not None
+
+
+def version() -> str | None:
+    from paddleopt.utils.versions import package_version
+
+    return package_version("paddlepaddle") or package_version("paddlepaddle-gpu")
+
+
+def load(artifact: Artifact, options: Options) -> PaddleInferencePredictor:
+    if artifact.kind not in KINDS:
+        raise UserError(f"the paddle_inference backend runs inference artifacts, not "
+                        f"{artifact.kind} ({artifact.path}).",
+                        "export the model first (stage 'export').")
+    model_file = artifact.file("model")
+    params_file = artifact.file("params") if "params" in artifact.manifest.files else None
+    precision = artifact.manifest.precision
+    config = build_config(model_file, params_file, options, precision)
+    return PaddleInferencePredictor(config, artifact.manifest.io.inputs, options, precision,
+                                    model_file=model_file, params_file=params_file)
+
+
+# -- configuration ---------------------------------------------------------------------------
+def resolve_threads(threads: int) -> int:
+    """0 -> the cores this process may run on (respects taskset/cgroup affinity)."""
+    from paddleopt.deploy.bench import available_cores
+
+    return threads if threads > 0 else available_cores()
+
+
+def resolve_onednn_int8(options: Options, precision: str) -> bool:
+    """Whether INT8 oneDNN kernels are enabled; refuses a silent fp32 run of an int8 model."""
+    if options.onednn_int8 == "auto":
+        if precision == "int8" and not options.onednn:
+            raise UserError(
+                "this artifact is INT8, but onednn is off: its fake-quant ops would run in "
+                "fp32, 5-30x slower than the fp32 model.",
+                "set onednn: true (INT8 needs oneDNN), or onednn_int8: false to run it in fp32 "
+                "on purpose (accuracy debugging).")
+        return precision == "int8" and options.onednn
+    return bool(options.onednn_int8) and options.onednn
+
+
+def require_device(options: Options) -> None:
+    """Refuse GPU / TensorRT options this Paddle build or machine cannot honour."""
+    if options.device != "gpu":
+        return
+    from paddleopt.utils.imports import import_paddle
+
+    paddle = import_paddle()
+    if not paddle.is_compiled_with_cuda():
+        raise UserError(f"device: gpu needs the CUDA build of Paddle, but the installed "
+                        f"paddlepaddle {paddle.__version__} is CPU-only.", GPU_INSTALL_FIX)
+    if paddle.device.cuda.device_count() <= options.gpu_id:
+        raise UserError(f"device: gpu with gpu_id {options.gpu_id}, but "
+                        f"{paddle.device.cuda.device_count()} GPU(s) are visible.",
+                        "check nvidia-smi and CUDA_VISIBLE_DEVICES, or set device: cpu.")
+    if options.tensorrt.enabled:
+        from paddle import inference
+
+        if tuple(inference.get_trt_compile_version()) == (0, 0, 0):
+            raise UserError("tensorrt.enabled, but this Paddle build was compiled without "
+                            "TensorRT.",
+                            "install a paddlepaddle-gpu 2.6.2 build with TensorRT (see the "
+                            "paddlepaddle.org.cn install page) and put TensorRT's libraries on "
+                            "LD_LIBRARY_PATH, or set tensorrt.enabled: false.")
+
+
+def build_config(model_file: str | Path, params_file: str | Path | None, options: Options,
+                 precision: str = "fp32", *, check_device: bool = True) -> Any:
+    """Build a ``paddle.inference.Config`` from ``options``.
+
+    Args:
+        model_file: the .pdmodel (or ``__model__``).
+        params_file: the combined .pdiparams, or None for a model without weights.
+        options: the backend options.
+        precision: the artifact's precision; "int8" turns on oneDNN INT8 on CPU (see
+            ``Options.onednn_int8``) and requires a TensorRT INT8 engine on GPU.
+        check_device: check that the GPU/TensorRT options can run here. Tests turn
+            it off to build GPU configs on a CPU-only machine and assert what Paddle makes
+            of them.
+
+    Raises:
+        UserError: missing or corrupt files, options this build cannot honour.
+    """
+    from paddleopt.utils.imports import import_paddle
+
+    import_paddle()
+    from paddle import inference
+
+    if check_device:
+        require_device(options)
+    model_file = Path(model_file)
+    _require_file(model_file, "model")
+    if params_file is not None:
+        params_file = Path(params_file)
+        _require_file(params_file, "params")
+        problem = check_params_file(params_file)
+        if problem:
+            raise UserError(f"params file '{params_file}' is corrupt: {problem}.",
+                            "re-export the model (or re-run the stage that produced it).")
+
+    config = inference.Config()
+    config.set_model(str(model_file), str(params_file) if params_file else "")
+    if not options.verbose:
+        config.disable_glog_info()
+    config.switch_ir_optim(options.ir_optim)
+    if options.memory_optim:
+        config.enable_memory_optim()
+    if options.ir_debug:
+        config.switch_ir_debug(True)
+    # Also used on GPU: ops without a GPU kernel fall back to CPU.
+    config.set_cpu_math_library_num_threads(resolve_threads(options.threads))
+    if options.device == "gpu":
+        _configure_gpu(config, options, precision)
+    else:
+        _configure_cpu(config, options, precision)
+    return config
+
+
+def _require_file(path: Path, role: str) -> None:
+    if not path.is_file():
+        raise UserError(f"{role} file '{path}' does not exist.",
+                        "pass the folder written by export (model.pdmodel + model.pdiparams).")
+
+
+def _configure_cpu(config: Any, options: Options, precision: str) -> None:
+    config.disable_gpu()
+    int8 = resolve_onednn_int8(options, precision)
+    if not options.onednn:
+        config.disable_mkldnn()
+        return
+    config.enable_mkldnn()
+    if hasattr(config, "set_mkldnn_cache_capacity"):  # bound only in oneDNN builds
+        config.set_mkldnn_cache_capacity(options.onednn_cache_capacity)
+    if int8:
+        config.enable_mkldnn_int8()
+
+
+def _configure_gpu(config: Any, options: Options, precision: str) -> None:
+    # oneDNN is a CPU library; switching it off keeps describe() truthful on GPU.
+    config.disable_mkldnn()
+    config.enable_use_gpu(options.gpu_mem_mb, options.gpu_id)
+    trt = options.tensorrt
+    if precision == "int8" and not (trt.enabled and trt.precision == "int8"):
+        raise UserError(
+            "this artifact is INT8; on GPU Paddle Inference runs its fake-quant ops in fp32 "
+            "unless a TensorRT INT8 engine takes them.",
+            "set tensorrt: {enabled: true, precision: int8}, or run it on device: cpu "
+            "(oneDNN INT8).")
+    if trt.enabled:
+        configure_tensorrt(config, trt, precision)
+
+
+def configure_tensorrt(config: Any, trt: TensorRTOptions, precision: str = "fp32") -> None:
+    """Apply the TensorRT options to ``config`` (call after ``enable_use_gpu``)."""
+    from paddle import inference
+
+    if trt.precision == "int8" and precision != "int8" and not trt.use_calib_mode:
+        raise UserError("tensorrt.precision int8 on an fp32 artifact needs scales.",
+                        "quantize the model first (ptq/qat), or set tensorrt.use_calib_mode: "
+                        "true to let TensorRT calibrate.")
+    modes = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half,
+             "int8": inference.PrecisionType.Int8}
+    configure_trt_shapes(config, trt)
+    try:
+        config.enable_tensorrt_engine(
+            workspace_size=trt.workspace_size, max_batch_size=trt.max_batch_size,
+            min_subgraph_size=trt.min_subgraph_size, precision_mode=modes[trt.precision],
+            use_static=trt.use_static, use_calib_mode=trt.use_calib_mode)
+    except (RuntimeError, ValueError) as exc:  # PreconditionNotMet on builds without TensorRT
+        raise UserError(f"Paddle Inference refused TensorRT: {_first_line(exc)}",
+                        "use a paddlepaddle-gpu build compiled with TensorRT, or set "
+                        "tensorrt.enabled: false.") from None
+
+
+def configure_trt_shapes(config: Any, trt: TensorRTOptions) -> None:
+    """Dynamic shape ranges and the engine cache dir (accepted by CPU builds too)."""
+    if trt.dynamic_shapes:
+        names = list(trt.dynamic_shapes)
+        config.set_trt_dynamic_shape_info(
+            {n: trt.dynamic_shapes[n].min for n in names},
+            {n: trt.dynamic_shapes[n].max for n in names},
+            {n: trt.dynamic_shapes[n].opt for n in names})
+    if trt.tuned_shape_file:
+        if not Path(trt.tuned_shape_file).is_file():
+            raise UserError(f"tensorrt.tuned_shape_file '{trt.tuned_shape_file}' does not "
+                            f"exist.",
+                            "collect it first with paddle_inference.collect_shape_ranges() on "
+                            "representative inputs, or give tensorrt.dynamic_shapes.")
+        # allow_build_at_runtime: a shape outside the collected range rebuilds the engine
+        # instead of failing the request.
+        config.enable_tuned_tensorrt_dynamic_shape(trt.tuned_shape_file, True)
+    if trt.engine_cache_dir:
+        Path(trt.engine_cache_dir).mkdir(parents=True, exist_ok=True)
+        config.set_optim_cache_dir(trt.engine_cache_dir)
+
+
+# -- params file check -----------------------------------------------------------------------
+_ELEMENT_BYTES = {"BOOL": 1, "INT16": 2, "INT32": 4, "INT64": 8, "FP16": 2, "FP32": 4, "FP64": 8,
+                  "UINT8": 1, "INT8": 1, "BF16": 2, "COMPLEX64": 8, "COMPLEX128": 16}
+
+
+def check_params_file(params_file: str | Path) -> str | None:
+    """Walk the tensor records of a combined params file; return the problem or None.
+
+    Paddle loads a .pdiparams truncated inside a tensor without complaint and computes
+    garbage, so we check the framing ourselves, reading only the headers: each record is
+    uint32 version, uint64 LoD level count (+ levels), uint32 tensor version, int32 TensorDesc
+    size, the TensorDesc protobuf, then the raw data. (A file cut exactly between records
+    is caught by Paddle: "Cannot read tensor desc size".) Unknown element types end the
+    check without a verdict, so that it never rejects a file Paddle would load.
+    """
+    from paddleopt.artifact.program import framework_pb2
+
+    pb2 = framework_pb2()
+    element_bytes = {pb2.VarType.Type.Value(name): size for name, size in _ELEMENT_BYTES.items()}
+    file_size = Path(params_file).stat().st_size
+    count = 0
+    with open(params_file, "rb") as fh:
+        try:
+            while fh.tell() < file_size:
+                start = fh.tell()
+                version_, lod_levels = struct.unpack("<IQ", _read(fh, 12))
+                if version_ != 0:
+                    return (f"tensor #{count} at byte {start} has version {version_}, expected "
+                            f"0 (not a Paddle params file?)")
+                if lod_levels > 16:
+                    return f"tensor #{count} claims {lod_levels} LoD levels"
+                for _ in range(lod_levels):
+                    (size,) = struct.unpack("<Q", _read(fh, 8))
+                    fh.seek(size, os.SEEK_CUR)
+                _tensor_version, desc_size = struct.unpack("<Ii", _read(fh, 8))
+                if desc_size < 0 or fh.tell() + desc_size > file_size:
+                    return f"tensor #{count}: the file ends inside its header"
+                desc = pb2.VarType.TensorDesc()
+                desc.ParseFromString(_read(fh, desc_size))
+                if desc.data_type not in element_bytes:
+                    return None
+                numel = int(np.prod(list(desc.dims), dtype=np.int64)) if desc.dims else 1
+                end = fh.tell() + numel * element_bytes[desc.data_type]
+                if end > file_size:
+                    return (f"the file is truncated: tensor #{count} (shape {list(desc.dims)}) "
+                            f"ends at byte {end}, the file has {file_size}")
+                fh.seek(end)
+                count += 1
+        except EOFError:
+            return f"the file ends inside the header of tensor #{count}"
+        except Exception as exc:  # protobuf DecodeError: garbage where a TensorDesc should be
+            return f"tensor #{count} has an unreadable header ({type(exc).__name__})"
+    if count == 0:
+        return "it holds no tensors"
+    return None
+
+
+def _read(fh: Any, size: int) -> bytes:
+    data = fh.read(size)
+    if len(data) != size:
+        raise EOFError
+    return data
+
+
+# -- predictor ------------------------------------------------------------------------------
+class PaddleInferencePredictor(Predictor):
+    """A ``paddle.inference`` predictor fed through zero-copy handles."""
+
+    backend = "paddle_inference"
+
+    def __init__(self, config: Any, inputs: list[TensorSpec], options: Options,
+                 precision: str = "fp32", *, model_file: Path | None = None,
+                 params_file: Path | None = None, _predictor: Any = None) -> None:
+        from paddle import inference
+
+        self.config = config
+        self.options = options
+        self.precision = precision
+        self.model_file = model_file or Path(config.prog_file())
+        self.params_file = params_file or (Path(config.params_file())
+                                           if config.params_file() else None)
+        self._inputs = list(inputs)
+        if _predictor is None:
+            try:
+                with _native_stdout_silenced(not options.verbose):
+                    _predictor = inference.create_predictor(config)
+            except Exception as exc:  # C++ errors arrive as ValueError/RuntimeError/...
+                raise UserError(
+                    f"Paddle Inference cannot load the model '{model_file}' (params "
+                    f"'{params_file}'): {_first_line(exc)}",
+                    "the files are corrupt or not a Paddle inference model; re-export the "
+                    "model (or re-run the stage that produced it).") from None
+        self._predictor = _predictor
+        self._input_names = list(_predictor.get_input_names())
+        self._output_names = list(_predictor.get_output_names())
+        self._input_handles = {n: _predictor.get_input_handle(n) for n in self._input_names}
+        self._output_handles = [_predictor.get_output_handle(n) for n in self._output_names]
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        if self._inputs:
+            return self._inputs
+        from paddleopt.artifact import TensorSpec
+
+        return [TensorSpec(n, []) for n in self._input_names]
+
+    def _feed_names(self) -> list[str]:
+        """Manifest names when they match the program's feeds, else the program order."""
+        names = [s.name for s in self._inputs]
+        if names and set(names) <= set(self._input_names):
+            return names
+        return self._input_names
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        names = self._feed_names()
+        if len(feeds) != len(names):
+            raise UserError(f"the model takes {len(names)} input(s) ({', '.join(names)}), "
+                            f"got {len(feeds)}.", "pass one array per input, in that order.")
+        specs = {s.name: s for s in self._inputs}
+        for name, feed in zip(names, feeds, strict=True):
+            spec = specs.get(name)
+            dtype = spec.dtype if spec is not None and spec.dtype != "unknown" else None
+            # copy_from_cpu keeps the array's dtype; a float64 array fed to a float32 input
+            # fails inside the kernels, so convert to the declared dtype here.
+            self._input_handles[name].copy_from_cpu(np.ascontiguousarray(feed, dtype=dtype))
+        try:
+            self._predictor.run()
+        except Exception as exc:
+            shapes = ", ".join(f"{n}{list(np.shape(f))}" for n, f in zip(names, feeds, strict=True))
+            raise UserError(f"Paddle Inference failed running '{self.model_file}' on {shapes}: "
+                            f"{_first_line(exc)}",
+                            "check the input shapes/dtypes against the manifest's io.inputs; "
+                            "if they match, the model files are corrupt: re-export.") from None
+        return [h.copy_to_cpu() for h in self._output_handles]
+
+    def clone(self) -> PaddleInferencePredictor:
+        """A predictor sharing the weights (Paddle's ``Predictor.clone``), for another thread."""
+        return PaddleInferencePredictor(
+            self.config, self._inputs, self.options, self.precision, model_file=self.model_file,
+            params_file=self.params_file, _predictor=self._predictor.clone())
+
+    def describe(self) -> dict[str, Any]:
+        info = describe_config(self.config)
+        info.update(backend=self.backend, precision=self.precision,
+                    input_names=self._input_names, output_names=self._output_names)
+        return info
+
+
+_PRECISION_NAMES = {"Float32": "fp32", "Half": "fp16", "Int8": "int8", "Bfloat16": "bf16"}
+
+
+def describe_config(config: Any) -> dict[str, Any]:
+    """What a Config reports through its getters, plus its summary() table."""
+    info: dict[str, Any] = {
+        "device": "gpu" if config.use_gpu() else "cpu",
+        "onednn": config.mkldnn_enabled(),
+        "onednn_int8": config.mkldnn_int8_enabled() if hasattr(config, "mkldnn_int8_enabled")
+        else False,
+        "threads": config.cpu_math_library_num_threads(),
+        "ir_optim": config.ir_optim(),
+        "use_gpu": config.use_gpu(),
+        "tensorrt": config.tensorrt_engine_enabled(),
+        "tensorrt_precision": _PRECISION_NAMES.get(str(config.tensorrt_precision_mode())
+                                                   .rsplit(".", 1)[-1], "unknown"),
+        "tensorrt_dynamic_shape": config.tensorrt_dynamic_shape_enabled(),
+        "tensorrt_tuned_shape": config.tuned_tensorrt_dynamic_shape(),
+        "model_file": config.prog_file(),
+        "params_file": config.params_file(),
+    }
+    if config.use_gpu():
+        info.update(gpu_id=config.gpu_device_id(),
+                    gpu_mem_mb=config.memory_pool_init_size_mb())
+    summary = parse_summary(config.summary())
+    info["memory_optim"] = summary.get("memory_optim") == "true"
+    if "mkldnn_cache_capacity" in summary:
+        info["onednn_cache_capacity"] = int(summary["mkldnn_cache_capacity"])
+    info["summary"] = summary
+    return info
+
+
+def parse_summary(text: str) -> dict[str, str]:
+    """Config.summary() is an ASCII table of '| option | value |' rows; return it as a dict."""
+    rows: dict[str, str] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.lstrip().startswith("|") and len(cells) == 2 and cells[0] != "Option":
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def collect_shape_ranges(model_file: str | Path, params_file: str | Path | None,
+                         batches: Iterable[list[np.ndarray]], out_file: str | Path,
+                         options: Options | None = None) -> Path:
+    """Run representative inputs in Paddle's shape-collection mode and write the ranges of
+    every tensor to ``out_file`` (for ``tensorrt.tuned_shape_file``).
+
+    Shapes do not depend on the device, so this also works on a CPU-only machine.
+    """
+    options = options or Options()
+    plain = dataclasses.replace(options, tensorrt=TensorRTOptions())
+    config = build_config(model_file, params_file, plain)
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    config.collect_shape_range_info(str(out_file))
+    predictor = PaddleInferencePredictor(config, [], plain, model_file=Path(model_file),
+                                         params_file=Path(params_file) if params_file else None)
+    count = 0
+    for feeds in batches:
+        predictor.run(list(feeds))
+        count += 1
+    if count == 0:
+        raise UserError("collect_shape_ranges got no batches.", "pass at least one batch.")
+    # Paddle writes the file when the predictor is destroyed.
+    del predictor
+    import gc
+
+    gc.collect()
+    if not out_file.is_file():
+        raise UserError(f"Paddle did not write the shape range file '{out_file}'.",
+                        "check that the folder is writable.")
+    return out_file
+
+
+_STDOUT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stdout_silenced(silence: bool) -> Iterator[None]:
+    """Send the process's fd 1 to /dev/null while Paddle analyses the model.
+
+    disable_glog_info() silences glog, but the oneDNN INT8 passes print their summaries
+    ("quantized 2 conv2d ops", ...) with std::cout, which would corrupt the stdout of
+    commands that print JSON. Python-level output of other threads is lost meanwhile too.
+    The lock serializes predictor creation: two overlapping redirects would restore fd 1 to
+    /dev/null for good.
+    """
+    if not silence:
+        yield
+        return
+    with _STDOUT_LOCK:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            yield
+        finally:
+            _flush_c_stdio()  # drain C/C++ buffers into /dev/null, not the restored fd 1
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+
+
+def _flush_c_stdio() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except Exception:  # no libc symbol lookup on this platform: nothing buffered to lose
+        pass
+
+
+def _first_line(exc: BaseException) -> str:
+    """Paddle's C++ errors carry a long hint/stack; keep the informative first lines."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    keep = [ln for ln in lines if not ln.startswith(("C++ Traceback", "----", "0 ", "1 "))]
+    return " ".join(keep[:3]) if keep else type(exc).__name__
