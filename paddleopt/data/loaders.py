@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from paddleopt.artifact.manifest import TensorSpec
 from paddleopt.config.sections import DataConfig
 from paddleopt.data.datasets import DatasetSplits, Split, load_splits, make_paddle_dataset, \
     materialize
@@ -59,13 +60,14 @@ class DataBundle:
         return build_loader(make_paddle_dataset(self.eval_split, self.preprocess), self.cfg,
                             train=False)
 
-    def eval_arrays(self, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def eval_feeds(self, limit: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """(one array per model input, labels) for the first ``limit`` evaluation samples."""
         split = self.eval_split.head(limit)
-        return materialize(split, self.preprocess), split.labels
+        return [materialize(split, self.preprocess)], split.labels
 
-    def calibration_arrays(self, count: int) -> np.ndarray:
-        """The first ``count`` training samples (never the evaluation split)."""
-        return materialize(self.train_split.head(count), self.preprocess)
+    def calibration_feeds(self, count: int) -> list[np.ndarray]:
+        """The first ``count`` training samples (never the evaluation split), per input."""
+        return [materialize(self.train_split.head(count), self.preprocess)]
 
     def manifest_fields(self) -> dict[str, Any]:
         """preprocess / labels / dataset entries for a manifest."""
@@ -77,8 +79,8 @@ class DataBundle:
                         "seed": self.seed},
         }
 
-    def input_shape(self) -> list[int]:
-        return [-1, self.preprocess.channels, *self.preprocess.size]
+    def input_specs(self) -> list[TensorSpec]:
+        return [TensorSpec("x", [-1, self.preprocess.channels, *self.preprocess.size])]
 
 
 def build_data(cfg: DataConfig, seed: int) -> DataBundle:

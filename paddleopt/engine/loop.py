@@ -16,7 +16,7 @@ from paddleopt.engine.config import AmpConfig, TrainConfig
 from paddleopt.engine.optim import build_optimizer, build_schedule
 from paddleopt.utils.imports import import_paddle
 
-LossFn = Callable[[Any, Any, Any], Any]  # (logits, labels, images) -> scalar loss tensor
+LossFn = Callable[[Any, Any, list], Any]  # (logits, labels, inputs) -> scalar loss tensor
 
 
 def amp_dtype(cfg: AmpConfig, log: logging.Logger | None = None) -> str | None:
@@ -49,10 +49,10 @@ def evaluate(model: Any, loader: Any, loss_fn: LossFn | None = None) -> dict[str
     correct = total = 0
     loss_sum = 0.0
     with paddle.no_grad():
-        for images, labels in loader:
-            logits = model(images)
+        for *inputs, labels in loader:
+            logits = model(*inputs)
             labels = labels.reshape([-1])
-            loss = (loss_fn(logits, labels, images) if loss_fn else
+            loss = (loss_fn(logits, labels, inputs) if loss_fn else
                     paddle.nn.functional.cross_entropy(logits, labels))
             loss_sum += float(loss) * len(labels)
             correct += int((logits.argmax(axis=-1) == labels).astype("int64").sum())
@@ -69,7 +69,8 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
         parameters: list | None = None) -> dict[str, Any]:
     """Train ``model``; return {"history": [...], "final": eval metrics, "seconds": ...}.
 
-    ``loss_fn(logits, labels, images)`` replaces cross entropy (distillation adds its terms
+    Loader batches are ``(*inputs, labels)``; the model is called as ``model(*inputs)``.
+    ``loss_fn(logits, labels, inputs)`` replaces cross entropy (distillation adds its terms
     there). ``on_epoch_end(epoch, metrics, optimizer, schedule)`` saves checkpoints.
     ``after_step(global_step)`` lets sparsity schedules act after each update.
     """
@@ -88,7 +89,7 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
     if dtype and cfg.amp.level == "O2":
         model, optimizer = paddle.amp.decorate(model, optimizer, level="O2", dtype=dtype)
 
-    def default_loss(logits: Any, labels: Any, _images: Any) -> Any:
+    def default_loss(logits: Any, labels: Any, _inputs: list) -> Any:
         return paddle.nn.functional.cross_entropy(
             logits.astype("float32"), labels, label_smoothing=cfg.label_smoothing)
 
@@ -102,14 +103,14 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
         losses: list[float] = []
         seen = 0
         t0 = time.perf_counter()
-        for step, (images, labels) in enumerate(train_loader):
+        for step, (*inputs, labels) in enumerate(train_loader):
             if step >= steps:
                 break
             labels = labels.reshape([-1])
             with paddle.amp.auto_cast(enable=dtype is not None, dtype=dtype or "float16",
                                       level=cfg.amp.level):
-                logits = model(images)
-                loss = loss_of(logits, labels, images)
+                logits = model(*inputs)
+                loss = loss_of(logits, labels, inputs)
             if scaler is not None:
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -160,12 +161,15 @@ def count_params(model: Any) -> int:
     return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
 
 
-def count_flops(model: Any, input_shape: list[int]) -> int:
-    """FLOPs (multiply-adds as paddle.flops counts them) for one sample."""
+def count_flops(model: Any, input_specs: list) -> int | None:
+    """FLOPs (as paddle.flops counts them) for one sample of a single float input; None for
+    models with several or integer inputs (text), where paddle.flops cannot drive them."""
     import contextlib
     import io
 
+    if len(input_specs) != 1 or input_specs[0].dtype != "float32":
+        return None
     paddle = import_paddle()
-    shape = [1 if d == -1 else d for d in input_shape]
+    shape = [1 if d == -1 else d for d in input_specs[0].shape]
     with contextlib.redirect_stdout(io.StringIO()):  # paddle.flops prints a line per layer type
         return int(paddle.flops(model, shape, print_detail=False))

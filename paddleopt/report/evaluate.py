@@ -27,9 +27,8 @@ def benchmark_rows(artifact: Artifact, backend: str, options: dict[str, Any],
     rows = []
     for batch in cfg.batch_sizes:
         if data is not None:
-            x = data[0]
-            reps = int(np.ceil(batch / len(x)))
-            feeds = [np.concatenate([x] * reps)[:batch]]
+            reps = int(np.ceil(batch / len(data[1])))
+            feeds = [np.concatenate([x] * reps)[:batch] for x in data[0]]
         else:
             feeds = make_feeds(predictor.inputs, batch, np.random.default_rng(0))
         timing = measure_latency(predictor, feeds, cfg.warmup, cfg.iters, cfg.max_seconds)

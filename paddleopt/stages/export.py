@@ -72,15 +72,14 @@ class ExportStage(Stage):
 
 def sample_inputs(src: Artifact, count: int, ctx: StageContext | None) -> list[np.ndarray]:
     """Real evaluation samples when the pipeline has data, else seeded random inputs."""
-    shape = [count if d == -1 else d for d in src.manifest.io.inputs[0].shape]
-    if ctx is not None and getattr(ctx, "pipeline", None) is not None and \
-            len(src.manifest.io.inputs) == 1:
+    if ctx is not None and getattr(ctx, "pipeline", None) is not None:
         from paddleopt.data.loaders import build_data
 
-        x, _ = build_data(ctx.pipeline.data, ctx.seed).eval_arrays(count)
-        return [x]
-    rng = np.random.default_rng(0)
-    return [rng.standard_normal(shape).astype(np.float32)]
+        feeds, _ = build_data(ctx.pipeline.data, ctx.seed).eval_feeds(count)
+        return feeds
+    from paddleopt.deploy.bench import make_feeds
+
+    return make_feeds(src.manifest.io.inputs, count, np.random.default_rng(0))
 
 
 def parity_vs_dygraph(model: Any, exported: Artifact, feeds: list[np.ndarray]) -> float:

@@ -44,8 +44,8 @@ class TrainStage(Stage):
         model = build_model(spec)
         if src is not None:
             model.set_state_dict(paddle.load(str(src.file("weights"))))
-        input_shape = data.input_shape()
-        flops = count_flops(model, input_shape)
+        input_specs = data.input_specs()
+        flops = count_flops(model, input_specs)
 
         checkpoints = EpochCheckpoints(out_dir, keep=cfg.keep_checkpoints)
         start_epoch, opt_state = 0, None
@@ -77,7 +77,7 @@ class TrainStage(Stage):
         return Manifest(
             kind="checkpoint",
             files={"weights": "model.pdparams"},
-            io=IOSpec(inputs=[TensorSpec("x", input_shape)],
+            io=IOSpec(inputs=input_specs,
                       outputs=[TensorSpec("logits", [-1, spec["num_classes"]])]),
             model=spec,
             metrics={"accuracy": final.get("eval_accuracy"), "loss": final.get("eval_loss"),
