@@ -17,6 +17,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long end-to-end runs (make test-all)")
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU and paddlepaddle-gpu")
+    # Paddle 2.6 and its dependencies emit deprecation noise on every call; keep the output
+    # readable (our own warnings are UserWarnings and still show).
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning")
 
 
 def gpu_available() -> bool:
