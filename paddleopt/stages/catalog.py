@@ -9,6 +9,8 @@ from paddleopt.utils.errors import ConfigError
 CATALOG: dict[str, tuple[str, str | None]] = {
     "train": ("paddleopt.stages.train:TrainStage", None),
     "export": ("paddleopt.stages.export:ExportStage", None),
+    "to_onnx": ("paddleopt.stages.to_onnx:ToOnnxStage", "onnx"),
+    "to_lite": ("paddleopt.stages.to_lite:ToLiteStage", "lite"),
 }
 
 

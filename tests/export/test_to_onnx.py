@@ -1,0 +1,127 @@
+"""to_onnx: paddle2onnx in a child, batch naming, parity against Paddle Inference, int8 QDQ."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paddleopt.artifact import Artifact, Manifest
+from paddleopt.config.schema import parse
+from paddleopt.stages.to_onnx import ToOnnxConfig, ToOnnxStage, convert, record_parity
+from paddleopt.utils.errors import ConfigError, UserError
+
+from .conftest import SHAPES, open_artifact, paddle_outputs, stage_context
+
+
+def run_stage(src_dir, out_dir, tmp_path, **config):
+    stage = ToOnnxStage(parse(ToOnnxStage.Config, config))
+    manifest = stage.run(open_artifact(src_dir), out_dir, stage_context(tmp_path))
+    manifest.save(out_dir)  # what the pipeline does after run()
+    return Artifact.open(out_dir)
+
+
+@pytest.fixture(scope="module")
+def cnn_onnx(model_dirs, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("to_onnx_cnn")
+    return run_stage(model_dirs["cnn"], tmp / "out", tmp)
+
+
+@pytest.fixture(scope="module")
+def mbv2_fixed_onnx(model_dirs, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("to_onnx_mbv2")
+    return run_stage(model_dirs["mbv2"], tmp / "out", tmp, dynamic_batch=False, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def qdq_onnx(int8_dirs, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("to_onnx_qdq")
+    return run_stage(int8_dirs["qdq"], tmp / "out", tmp)
+
+
+def test_fp32_manifest_and_parity(cnn_onnx, model_dirs):
+    m = cnn_onnx.manifest
+    assert m.kind == "onnx" and m.files == {"model": "model.onnx"} and m.precision == "fp32"
+    assert m.checks["onnx_opset"] == 13
+    diff = m.checks["parity_onnxruntime_vs_paddle_inference_max_abs_diff"]
+    assert 0 <= diff < 1e-4 and m.checks["parity_inputs"] == "random"
+    assert m.io.inputs[0].shape == [-1, 1, 28, 28]
+    # The artifact runs on the onnxruntime backend and agrees with Paddle Inference.
+    from paddleopt.deploy.predictor import load_predictor
+
+    x = np.random.default_rng(5).standard_normal((3, *SHAPES["cnn"])).astype(np.float32)
+    out = load_predictor(cnn_onnx, "onnxruntime", {"threads": 1}).run([x])[0]
+    np.testing.assert_allclose(out, paddle_outputs(model_dirs["cnn"], x), atol=1e-4)
+
+
+def test_batch_dimension_named(cnn_onnx):
+    import onnx
+
+    model = onnx.load(str(cnn_onnx.file("model")))
+    first = [v.type.tensor_type.shape.dim[0].dim_param for v in
+             [*model.graph.input, *model.graph.output]]
+    assert first == ["batch", "batch"]  # paddle2onnx wrote DynamicDimension.0 / .1
+
+
+def test_fixed_batch(mbv2_fixed_onnx):
+    import onnx
+
+    m = mbv2_fixed_onnx.manifest
+    assert m.io.inputs[0].shape == [2, 3, 32, 32] and m.checks["parity_samples"] == 2
+    model = onnx.load(str(mbv2_fixed_onnx.file("model")))
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 2
+    assert m.checks["parity_onnxruntime_vs_paddle_inference_max_abs_diff"] < 1e-4
+
+
+def test_int8_qdq(qdq_onnx):
+    m = qdq_onnx.manifest
+    assert m.precision == "int8" and m.quantization["format"] == "onnx_qdq"
+    assert m.quantization["quantize_linear_nodes"] > 0
+    assert m.quantization["dequantize_linear_nodes"] > 0
+    assert m.checks["parity_onnxruntime_vs_paddle_inference_metric"] == "relative"
+    assert m.checks["parity_onnxruntime_vs_paddle_inference_relative_diff"] < 0.1
+    assert m.checks["onnx_opset"] >= 13
+
+
+def test_fake_quant_model_fails_with_reason(int8_dirs, tmp_path):
+    with pytest.raises(UserError) as info:
+        run_stage(int8_dirs["fake"], tmp_path / "out", tmp_path)
+    assert "fake_quantize_range_abs_max" in str(info.value)
+    assert "onnx_format: true" in info.value.fix
+
+
+def test_unsupported_op_fails_before_converting(model_dirs, tmp_path):
+    with pytest.raises(UserError, match="unsupported ops: channel_shuffle"):
+        run_stage(model_dirs["shuffle"], tmp_path / "out", tmp_path)
+    assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_paddle2onnx_abort_is_isolated(model_dirs, tmp_path):
+    """paddle2onnx aborts the process on an unsupported op; in a child that is a UserError."""
+    d = model_dirs["shuffle"]
+    with pytest.raises(UserError) as info:
+        convert(d / "model.pdmodel", d / "model.pdiparams", tmp_path / "m.onnx", ToOnnxConfig())
+    assert "SIGABRT" in str(info.value) and "unsupported ops: channel_shuffle" in str(info.value)
+
+
+def test_tolerance_enforced():
+    m = Manifest(kind="onnx")
+    ref = [np.ones((2, 3), np.float32)]
+    record_parity(m, "onnxruntime", 5e-5, ref, ref, "random", 1e-4, 0.1, int8=False)
+    with pytest.raises(UserError, match="differs from Paddle Inference by 0.0002"):
+        record_parity(m, "onnxruntime", 2e-4, ref, ref, "random", 1e-4, 0.1, int8=False)
+    big = [np.full((2, 3), 50.0, np.float32)]  # large logits: the tolerance scales with them
+    record_parity(m, "onnxruntime", 2e-3, big, ref, "random", 1e-4, 0.1, int8=False)
+    assert m.checks["parity_onnxruntime_vs_paddle_inference_output_scale"] == 50.0
+    with pytest.raises(UserError, match="20.0% of the output range"):
+        record_parity(m, "onnxruntime", 0.2, ref, ref, "random", 1e-4, 0.1, int8=True)
+    tiny = [np.full((2, 3), 1e-7, np.float32)]  # untrained net: relative diff means nothing
+    record_parity(m, "onnxruntime", 5e-8, tiny, ref, "random", 1e-4, 0.1, int8=True)
+    with pytest.raises(UserError, match="NaN"):
+        record_parity(m, "onnxruntime", float("nan"), ref, ref, "random", 1e-4, 0.1, False)
+
+
+def test_config_validation():
+    assert parse(ToOnnxConfig, {}).opset_version == 13
+    with pytest.raises(ConfigError, match=r"\[7, 19\]"):
+        parse(ToOnnxConfig, {"opset_version": 20})
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse(ToOnnxConfig, {"opset": 13})
