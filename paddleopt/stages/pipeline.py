@@ -35,6 +35,7 @@ class PlanStep:
     stage_id: str
     stage: Stage
     config_dict: dict[str, Any]  # resolved (defaults filled in), saved into lineage
+    input_id: str | None = None  # `input: <stage id>`: read that stage's output, not the last
 
     @property
     def type(self) -> str:
@@ -86,9 +87,19 @@ def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None
     pipeline = parse(PipelineConfig, raw, source=source)
     steps: list[PlanStep] = []
     produced: str | None = None
+    kinds: dict[str, str] = {}  # stage id -> kind it produces
     for index, (stage_id, stage_raw) in enumerate(pipeline.stages.items(), start=1):
         stage_raw = dict(stage_raw or {})
         type_name = str(stage_raw.pop("type", stage_id))
+        input_id = stage_raw.pop("input", None)
+        if input_id is not None:
+            if input_id not in kinds:
+                raise ConfigError(
+                    f"{source + ': ' if source else ''}stages.{stage_id}.input: '{input_id}' is "
+                    f"not an earlier stage.",
+                    f"use one of: {', '.join(kinds) or '(no earlier stage)'}; stages run in the "
+                    f"order written.")
+            produced = kinds[input_id]
         try:
             cls = stage_class(type_name)
         except ConfigError as exc:
@@ -106,8 +117,8 @@ def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None
                     f"run: {INSTALL_HINT.format(extra=needed)}")
         stage = cls(stage_cfg)
         stage.check(pipeline, stage_id)
-        steps.append(PlanStep(index, stage_id, stage, to_dict(stage_cfg)))
-        produced = cls.produces
+        steps.append(PlanStep(index, stage_id, stage, to_dict(stage_cfg), input_id))
+        produced = kinds[stage_id] = cls.produces
     _check_targets(pipeline, steps, source)
     work_dir = Path(pipeline.work_dir or f"work_dirs/{pipeline.name}")
     return Plan(pipeline, raw, steps, work_dir, source)
@@ -138,6 +149,7 @@ def fingerprint(step: PlanStep, parent_digest: str | None, pipeline: PipelineCon
     versions = stack_versions()
     return sha256_json({
         "type": step.type, "stage_id": step.stage_id, "config": step.config_dict,
+        "input": step.input_id,
         # model/data/seed shape every stage that trains or evaluates; include them all.
         "model": to_dict(pipeline.model), "data": to_dict(pipeline.data), "seed": pipeline.seed,
         "parent": parent_digest, "versions": versions,
@@ -153,6 +165,8 @@ def run(the_plan: Plan, resume: bool = False, until: str | None = None,
     result = RunResult(the_plan)
     parent: Artifact | None = None
     for step in the_plan.steps:
+        if step.input_id is not None:
+            parent = result.artifacts[step.input_id]
         parent_digest = parent.digest() if parent is not None else None
         fp = fingerprint(step, parent_digest, the_plan.config)
         final_dir = work_dir / step.folder_name
