@@ -29,5 +29,9 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/inference.py --out benchmarks/results/inference.json
 
+lint: $(STAMP)
+	$(BIN)/python -m ruff check --line-length 100 --select E,F,W,B --ignore B905,B027 \
+	  paddleopt tests benchmarks tools deploy_lite
+
 clean:
 	rm -rf work_dirs .pytest_cache

@@ -13,7 +13,7 @@ EXTRAS = {
     # paddlepaddle-gpu replaces paddlepaddle; pip cannot swap them through an extra, so the
     # gpu extra only carries what the GPU paths need besides Paddle. See docs/DEPLOY.md.
     "gpu": ["pynvml"],
-    "test": ["pytest", "pytest-timeout", "httpx"],
+    "test": ["pytest", "pytest-timeout", "httpx", "ruff"],
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items()
                         if name not in ("test", "gpu") for req in reqs})

@@ -1,4 +1,4 @@
-"""`python tools/bench.py ...` behaves exactly like `paddleopt bench ...` (same -c/-o flags)."""
+"""`python tools/bench.py ...` behaves exactly like `paddleopt bench ...`."""
 from _shim import run
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python tools/compress.py ...` behaves exactly like `paddleopt compress ...` (same -c/-o flags)."""
+"""`python tools/compress.py ...` behaves exactly like `paddleopt compress ...`."""
 from _shim import run
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python tools/doctor.py ...` behaves exactly like `paddleopt doctor ...` (same -c/-o flags)."""
+"""`python tools/doctor.py ...` behaves exactly like `paddleopt doctor ...`."""
 from _shim import run
 
 if __name__ == "__main__":

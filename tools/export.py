@@ -1,4 +1,4 @@
-"""`python tools/export.py ...` behaves exactly like `paddleopt export ...` (same -c/-o flags)."""
+"""`python tools/export.py ...` behaves exactly like `paddleopt export ...`."""
 from _shim import run
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python tools/infer.py ...` behaves exactly like `paddleopt infer ...` (same -c/-o flags)."""
+"""`python tools/infer.py ...` behaves exactly like `paddleopt infer ...`."""
 from _shim import run
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python tools/report.py ...` behaves exactly like `paddleopt report ...` (same -c/-o flags)."""
+"""`python tools/report.py ...` behaves exactly like `paddleopt report ...`."""
 from _shim import run
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python tools/run.py ...` behaves exactly like `paddleopt run ...` (same -c/-o flags)."""
+"""`python tools/run.py ...` behaves exactly like `paddleopt run ...`."""
 from _shim import run
 
 if __name__ == "__main__":

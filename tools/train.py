@@ -1,4 +1,4 @@
-"""`python tools/train.py ...` behaves exactly like `paddleopt train ...` (same -c/-o flags)."""
+"""`python tools/train.py ...` behaves exactly like `paddleopt train ...`."""
 from _shim import run
 
 if __name__ == "__main__":

@@ -81,4 +81,5 @@ class Artifact:
                    if (self.path / self.manifest.files[role]).is_file())
 
     def __repr__(self) -> str:
-        return f"Artifact({str(self.path)!r}, kind={self.kind!r}, precision={self.manifest.precision!r})"
+        return (f"Artifact({str(self.path)!r}, kind={self.kind!r}, "
+                f"precision={self.manifest.precision!r})")

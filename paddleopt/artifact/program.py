@@ -30,7 +30,8 @@ def read_program(model_file: str | Path) -> Any:
         program.ParseFromString(Path(model_file).read_bytes())
     except Exception as exc:  # protobuf raises DecodeError (message varies by version)
         raise UserError(f"'{model_file}' is not a Paddle program (.pdmodel): {exc}",
-                        "pass the .pdmodel written by paddle.jit.save or save_inference_model.")
+                        "pass the .pdmodel written by paddle.jit.save or save_inference_model."
+                        ) from None
     if not program.blocks:
         raise UserError(f"'{model_file}' holds an empty Paddle program.",
                         "re-export the model.")

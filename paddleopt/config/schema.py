@@ -145,7 +145,8 @@ def parse(cls: type[T], data: Any, path: str = "", source: str = "") -> T:
         return build(cls, data, path)
     except _Invalid as exc:
         where = f"{source}: " if source else ""
-        raise ConfigError(f"{where}invalid config at '{exc.path}': {exc.message}.", exc.fix) from None
+        raise ConfigError(f"{where}invalid config at '{exc.path}': {exc.message}.",
+                          exc.fix) from None
 
 
 def to_dict(obj: Any) -> Any:

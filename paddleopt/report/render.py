@@ -57,7 +57,8 @@ def render_markdown(work_dir: Path) -> Path:
     path = work_dir / "report.json"
     if not path.is_file():
         raise UserError(f"'{work_dir}' has no report.json.",
-                        "pass the work dir of a finished `paddleopt run` (e.g. work_dirs/quickstart).")
+                        "pass the work dir of a finished `paddleopt run` "
+                        "(e.g. work_dirs/quickstart).")
     data = json.loads(path.read_text(encoding="utf-8"))
     data["stages"] = stage_rows(stage_artifacts(work_dir))
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

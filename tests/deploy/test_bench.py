@@ -8,39 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paddleopt.artifact import Artifact, IOSpec, Manifest, TensorSpec
+from paddleopt.artifact import Artifact, Manifest, TensorSpec
 from paddleopt.deploy import bench
 from paddleopt.deploy.predictor import Predictor, load_predictor
 from paddleopt.utils.imports import import_paddle
+from tiny_models import IO, make_cnn, save_inference
 
 paddle = import_paddle()
-IO = IOSpec(inputs=[TensorSpec("x", [-1, 1, 28, 28])], outputs=[TensorSpec("out", [-1, 10])])
-
-
-class TinyCNN(paddle.nn.Layer):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = paddle.nn.Conv2D(1, 8, 3, padding=1)
-        self.bn = paddle.nn.BatchNorm2D(8)
-        self.pool = paddle.nn.MaxPool2D(2)
-        self.fc = paddle.nn.Linear(8 * 14 * 14, 10)
-
-    def forward(self, x):
-        x = self.pool(paddle.nn.functional.relu(self.bn(self.conv(x))))
-        return self.fc(paddle.flatten(x, 1))
-
-
 @pytest.fixture(scope="module")
 def cnn_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    paddle.seed(2)
-    net = TinyCNN()
-    net.eval()
-    folder = tmp_path_factory.mktemp("bench_cnn")
-    paddle.jit.save(net, str(folder / "model"),
-                    input_spec=[paddle.static.InputSpec([-1, 1, 28, 28], "float32", "x")])
-    Manifest(kind="inference", files={"model": "model.pdmodel", "params": "model.pdiparams"},
-             io=IO).save(folder)
-    return folder
+    return save_inference(make_cnn(seed=2, bn_stats=False), tmp_path_factory.mktemp("bench_cnn"))
 
 
 class SleepPredictor(Predictor):

@@ -8,45 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paddleopt.artifact import Artifact, IOSpec, Manifest, TensorSpec
+from paddleopt.artifact import Artifact, Manifest
 from paddleopt.config.schema import ConfigError
 from paddleopt.deploy.backends import onnxruntime as ortb
 from paddleopt.deploy.predictor import load_predictor, parse_options
 from paddleopt.utils.errors import UserError
 from paddleopt.utils.imports import import_paddle
+from tiny_models import IO, make_cnn, save_inference
 
 paddle = import_paddle()
-IO = IOSpec(inputs=[TensorSpec("x", [-1, 1, 28, 28])], outputs=[TensorSpec("out", [-1, 10])])
-
-
-class TinyCNN(paddle.nn.Layer):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = paddle.nn.Conv2D(1, 8, 3, padding=1)
-        self.bn = paddle.nn.BatchNorm2D(8)
-        self.pool = paddle.nn.MaxPool2D(2)
-        self.fc = paddle.nn.Linear(8 * 14 * 14, 10)
-
-    def forward(self, x):
-        x = self.pool(paddle.nn.functional.relu(self.bn(self.conv(x))))
-        return self.fc(paddle.flatten(x, 1))
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The same CNN as a Paddle inference artifact and as an ONNX artifact (paddle2onnx)."""
     import paddle2onnx
 
-    paddle.seed(1)
-    net = TinyCNN()
-    net.bn._mean.set_value(paddle.rand([8]) * 0.1)
-    net.bn._variance.set_value(paddle.rand([8]) + 0.5)
-    net.eval()
-    inference_dir = tmp_path_factory.mktemp("ort_inference")
-    paddle.jit.save(net, str(inference_dir / "model"),
-                    input_spec=[paddle.static.InputSpec([-1, 1, 28, 28], "float32", "x")])
-    Manifest(kind="inference", files={"model": "model.pdmodel", "params": "model.pdiparams"},
-             io=IO).save(inference_dir)
+    net = make_cnn(seed=1)
+    inference_dir = save_inference(net, tmp_path_factory.mktemp("ort_inference"))
     onnx_dir = tmp_path_factory.mktemp("ort_onnx")
     paddle2onnx.export(str(inference_dir / "model.pdmodel"),
                        str(inference_dir / "model.pdiparams"), str(onnx_dir / "model.onnx"),

@@ -10,49 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paddleopt.artifact import Artifact, IOSpec, Manifest, TensorSpec
+from paddleopt.artifact import Artifact
 from paddleopt.config.schema import ConfigError
 from paddleopt.deploy.backends import paddle_inference as pib
 from paddleopt.deploy.predictor import load_predictor, parse_options
 from paddleopt.utils.errors import UserError
 from paddleopt.utils.imports import import_paddle
+from tiny_models import make_cnn, save_inference
 
 paddle = import_paddle()
 CUDA_BUILD = bool(paddle.is_compiled_with_cuda())
 cpu_build_only = pytest.mark.skipif(CUDA_BUILD, reason="asserts what the CPU-only wheel does")
-
-
-def make_cnn() -> paddle.nn.Layer:
-    class TinyCNN(paddle.nn.Layer):
-        # The first parameter must be called `self`: paddle.jit.save's dy2static reads the
-        # forward signature and misaligns the input spec otherwise.
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = paddle.nn.Conv2D(1, 8, 3, padding=1)
-            self.bn = paddle.nn.BatchNorm2D(8)
-            self.pool = paddle.nn.MaxPool2D(2)
-            self.fc = paddle.nn.Linear(8 * 14 * 14, 10)
-
-        def forward(self, x):
-            x = self.pool(paddle.nn.functional.relu(self.bn(self.conv(x))))
-            return self.fc(paddle.flatten(x, 1))
-
-    paddle.seed(0)
-    net = TinyCNN()
-    # Non-trivial BN statistics so that a wrong conv+bn fusion would show in the numbers.
-    net.bn._mean.set_value(paddle.rand([8]) * 0.1)
-    net.bn._variance.set_value(paddle.rand([8]) + 0.5)
-    net.eval()
-    return net
-
-
-def save_inference(net: paddle.nn.Layer, folder: Path) -> Path:
-    paddle.jit.save(net, str(folder / "model"),
-                    input_spec=[paddle.static.InputSpec([-1, 1, 28, 28], "float32", "x")])
-    Manifest(kind="inference", files={"model": "model.pdmodel", "params": "model.pdiparams"},
-             io=IOSpec(inputs=[TensorSpec("x", [-1, 1, 28, 28])],
-                       outputs=[TensorSpec("out", [-1, 10])])).save(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import run_cli
 
-SHRINK = ["-o", "train.epochs=1", "-o", "data.train_subset=3000", "-o", "data.batch_size=32", "-o", "data.eval_subset=300",
+SHRINK = ["-o", "train.epochs=1", "-o", "data.train_subset=3000",
+          "-o", "data.batch_size=32", "-o", "data.eval_subset=300",
           "-o", "evaluate.iters=10", "-o", "evaluate.warmup=2", "-o", "evaluate.max_seconds=1",
           "-o", "evaluate.eval_samples=300"]
 
