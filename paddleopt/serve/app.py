@@ -1,0 +1,171 @@
+"""The HTTP layer (FastAPI): /predict, /health, /metrics, /reload.
+
+Every error answer is JSON ``{"error": ..., "fix": ...}`` with a 4xx status for client
+mistakes (400 unreadable body, 413 too large, 422 does not fit the model, 403 reload
+disabled, 501 text support missing), 503 when overloaded or no model, 504 on timeout and 500
+when the model itself fails on valid input.
+"""
+# No `from __future__ import annotations` here: FastAPI reads the route functions'
+# annotations at runtime (Request must be a real class, not the string "Request").
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from paddleopt.serve.inputs import RequestError, parse_body, predictions
+
+if TYPE_CHECKING:
+    from paddleopt.serve.server import Service
+
+
+async def read_json(request: Any, limit: int) -> Any:
+    """The decoded JSON body, refusing more than ``limit`` bytes before reading them all."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise RequestError(400, f"bad Content-Length header {length!r}.") from None
+        if declared > limit:
+            raise RequestError(413, f"the body has {declared} bytes; this server accepts at most "
+                               f"{limit}.", "send fewer samples per request, or raise "
+                               "--max-body-mb.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"the body exceeds {limit} bytes.",
+                               "send fewer samples per request, or raise --max-body-mb.")
+        chunks.append(chunk)
+    if size == 0:
+        raise RequestError(400, "the request has an empty body.",
+                           'send JSON, e.g. {"inputs": {"x": [[...]]}}.')
+    try:
+        return json.loads(b"".join(chunks))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"the body is not valid JSON ({exc}).",
+                           "send a JSON object with Content-Type: application/json.") from None
+
+
+def create_app(service: "Service") -> Any:
+    from fastapi import FastAPI, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import JSONResponse, PlainTextResponse
+
+    from paddleopt.serve.batching import Overloaded
+    from paddleopt.serve.metrics import prometheus_text
+    from paddleopt.utils.errors import UserError
+
+    cfg = service.config
+    app = FastAPI(title="paddleopt serve", docs_url=None, redoc_url=None, openapi_url=None)
+    metrics = service.metrics
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Any:
+        started = time.perf_counter()
+        status, queue_ms = 200, None
+        try:
+            body = await read_json(request, cfg.max_body_bytes)
+            with service.manager.use() as version:  # pinned until the answer is ready
+                manifest = version.manifest
+                if isinstance(body, dict) and "images" in body:
+                    parsed = await run_in_threadpool(parse_body, body, manifest,
+                                                     cfg.max_request_rows)
+                else:
+                    parsed = parse_body(body, manifest, cfg.max_request_rows)
+                future = service.batcher.submit(version, parsed.feeds)
+                result = await asyncio.wait_for(asyncio.wrap_future(future),
+                                                cfg.request_timeout_s)
+            queue_ms = result.queue_ms
+            names = [s.name for s in manifest.io.outputs]
+            if len(names) != len(result.outputs):
+                names = [f"output_{i}" for i in range(len(result.outputs))]
+            answer: dict[str, Any] = {
+                "model_version": version.name,
+                "outputs": {n: o.tolist() for n, o in zip(names, result.outputs)},
+                "batch": {"rows": result.batch_rows, "requests": result.batch_requests},
+            }
+            if parsed.top_k and result.outputs:
+                answer["predictions"] = predictions(result.outputs[0], manifest.labels,
+                                                    parsed.top_k)
+            return JSONResponse(answer)
+        except RequestError as exc:
+            status = exc.status
+            return JSONResponse(exc.body(), status_code=status)
+        except Overloaded as exc:
+            status = 503
+            return JSONResponse({"error": f"overloaded: {exc}", "fix": "retry shortly."},
+                                status_code=status, headers={"Retry-After": "1"})
+        except asyncio.TimeoutError:
+            status = 504
+            return JSONResponse({"error": f"no answer within {cfg.request_timeout_s} s.",
+                                 "fix": "retry, or lower the load."}, status_code=status)
+        except UserError as exc:  # no model loaded, or the model failed on valid input
+            status = 503 if service.manager.current is None else 500
+            return JSONResponse({"error": exc.message, "fix": exc.fix}, status_code=status)
+        finally:
+            metrics.observe_request("/predict", status, (time.perf_counter() - started) * 1e3,
+                                    queue_ms)
+
+    @app.get("/health")
+    async def health() -> Any:
+        status = service.manager.status()
+        ok = status["current"] is not None
+        body = {"status": "ok" if ok else "no model", "model": status["current"],
+                "reloads_ok": status["reloads_ok"], "reloads_failed": status["reloads_failed"],
+                "last_reload_error": status["last_error"], "retired": status["retired"],
+                "queue": service.batcher.queued,
+                "batching": {"max_batch_size": cfg.max_batch_size,
+                             "max_wait_ms": cfg.max_wait_ms, "workers": cfg.workers},
+                "watch": str(cfg.watch) if cfg.watch else None}
+        metrics.observe_request("/health", 200 if ok else 503)
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def get_metrics(format: str = "json") -> Any:  # noqa: A002 - the query name
+        snap = metrics.snapshot()
+        current = service.manager.current
+        model = current.describe() if current else None
+        metrics.observe_request("/metrics", 200)
+        if format == "prometheus":
+            return PlainTextResponse(prometheus_text(snap, model))
+        snap.update(model_version=model["version"] if model else None,
+                    queue=service.batcher.queued, cache=service.cache.stats(),
+                    reloads_ok=service.manager.reloads_ok,
+                    reloads_failed=service.manager.reloads_failed)
+        return JSONResponse(snap)
+
+    @app.post("/reload")
+    async def reload(request: Request) -> Any:
+        status = 200
+        try:
+            if not cfg.allow_reload:
+                raise RequestError(403, "reloading through the API is disabled on this server.",
+                                   "restart it without --no-reload-api, or use --watch.")
+            body = await read_json(request, 64 * 1024)
+            path = body.get("artifact") if isinstance(body, dict) else None
+            if not isinstance(path, str) or not path:
+                raise RequestError(422, "the body needs 'artifact': the folder to serve.",
+                                   'send {"artifact": "/path/to/artifact"}.')
+            previous = service.manager.current
+            try:
+                version = await run_in_threadpool(service.manager.load, path)
+            except UserError as exc:
+                raise RequestError(422, f"rejected '{path}': {exc.message}",
+                                   f"{exc.fix} The previous model keeps serving.".strip()) \
+                    from None
+            except Exception as exc:
+                raise RequestError(422, f"rejected '{path}': {type(exc).__name__}: {exc}",
+                                   "The previous model keeps serving.") from None
+            return JSONResponse({"status": "reloaded", "model": version.describe(),
+                                 "previous": previous.name if previous else None})
+        except RequestError as exc:
+            status = exc.status
+            body = exc.body()
+            current = service.manager.current
+            body["serving"] = current.name if current else None
+            return JSONResponse(body, status_code=status)
+        finally:
+            metrics.observe_request("/reload", status)
+
+    return app
