@@ -24,8 +24,14 @@ def plan(config: str | Path | dict, overrides: list[str] | None = None) -> Any:
 
 
 def run(config: str | Path | dict, overrides: list[str] | None = None, resume: bool = False,
-        until: str | None = None, evaluate: bool = True) -> Any:
-    """Plan, then run the pipeline; returns a RunResult (artifacts by stage id, report path)."""
+        until: str | None = None, evaluate: bool = True, nproc: int | None = None,
+        ips: list[str] | None = None) -> Any:
+    """Plan, then run the pipeline; returns a RunResult (artifacts by stage id, report path).
+
+    ``nproc`` / ``ips`` run every stage that trains (those with a ``fleet`` section) in that
+    many processes per node / on those nodes, through ``paddle.distributed.launch``; the other
+    stages run once, here (see docs/DISTRIBUTED.md).
+    """
     import logging
 
     if not logging.getLogger("paddleopt").handlers:
@@ -34,17 +40,35 @@ def run(config: str | Path | dict, overrides: list[str] | None = None, resume: b
         setup_logging()
     from paddleopt.stages.pipeline import run as run_plan
 
+    overrides = launch_overrides(config, overrides, nproc, ips, None)
     return run_plan(plan(config, overrides), resume=resume, until=until, evaluate=evaluate)
 
 
+def launch_overrides(config: str | Path | dict, overrides: list[str] | None,
+                     nproc: int | None = None, ips: list[str] | None = None,
+                     stage_types: tuple[str, ...] | None = None) -> list[str]:
+    """The overrides plus ``fleet.nproc`` / ``fleet.ips`` for the stages that train (of
+    ``stage_types``, default all); those stages then run under paddle.distributed.launch."""
+    from paddleopt.dist.launch import check_not_externally_launched, distributed_overrides
+
+    check_not_externally_launched()
+    overrides = list(overrides or [])
+    if nproc is None and not ips:
+        return overrides
+    return overrides + distributed_overrides(plan(config, overrides), nproc, ips, stage_types)
+
+
 def run_until_type(config: str | Path | dict, overrides: list[str] | None, types: tuple[str, ...],
-                   resume: bool = True, last: bool = False) -> Any:
-    """Run the stages up to the first (or last) stage whose type is in ``types``."""
+                   resume: bool = True, last: bool = False, nproc: int | None = None,
+                   ips: list[str] | None = None) -> Any:
+    """Run the stages up to the first (or last) stage whose type is in ``types``
+    (``nproc``/``ips``: run the ones of those types that train distributed)."""
+    overrides = launch_overrides(config, overrides, nproc, ips, types)
     the_plan = plan(config, overrides)
     matches = [s.stage_id for s in the_plan.steps if s.type in types]
     if not matches:
         raise UserError(f"the pipeline has no {'/'.join(types)} stage.",
-                        f"add one under 'stages:' or use `paddleopt run`.")
+                        "add one under 'stages:' or use `paddleopt run`.")
     from paddleopt.stages.pipeline import run as run_plan
 
     return run_plan(the_plan, resume=resume, until=matches[-1] if last else matches[0],
@@ -75,18 +99,173 @@ def latest_artifact(work_dir: str | Path, kinds: tuple[str, ...] = ("inference",
 def bench(artifact: str | Path, batch_sizes: list[int] | None = None,
           backend: str | None = None, options: dict[str, Any] | None = None,
           warmup: int = 10, iters: int = 200, max_seconds: float = 5.0,
-          eval_samples: int | None = None) -> list[dict]:
-    """Latency percentiles, throughput, peak RSS, size and accuracy of one deployment."""
+          eval_samples: int | None = None, precision: str | None = None,
+          artifacts: list[str | Path] | None = None) -> list[dict]:
+    """Latency percentiles, throughput, peak RSS, size and accuracy of one deployment.
+
+    ``backend`` / ``precision`` pick the artifact that fits among ``artifact`` and the
+    artifacts of the same model next to it (plus ``artifacts``): e.g. ``02_export`` with
+    backend onnxruntime runs the work dir's ONNX file (see paddleopt.deploy.matrix).
+    """
     from paddleopt.config.sections import EvaluateConfig
+    from paddleopt.deploy.matrix import select
     from paddleopt.deploy.predictor import default_backend
     from paddleopt.report.evaluate import benchmark_rows
 
     art = open_artifact(artifact)
+    if backend is not None or precision is not None:
+        art = select(art, backend, precision, artifacts)
     art.verify()
     backend = backend or default_backend(art.kind)
     cfg = EvaluateConfig(batch_sizes=batch_sizes or [1], warmup=warmup, iters=iters,
                          max_seconds=max_seconds, eval_samples=eval_samples)
     return benchmark_rows(art, backend, options or {}, cfg)
+
+
+def bench_matrix(artifact: str | Path, batch_sizes: list[int] | None = None,
+                 threads: int | None = None, warmup: int = 10, iters: int = 200,
+                 max_seconds: float = 5.0, eval_samples: int | None = 1000,
+                 artifacts: list[str | Path] | None = None, with_native: bool = True,
+                 profile: str | Path | None = None, progress: Any = None,
+                 backend: str | None = None, precision: str | None = None) -> dict[str, Any]:
+    """Every backend x precision reachable from ``artifact``, measured side by side.
+
+    Reachable: the artifact and the finished artifacts of the same model in its work dir
+    (inference fp32/int8 on Paddle Inference with and without oneDNN, ONNX on ONNX Runtime,
+    x86 .nb on Paddle Lite), plus ``artifacts``. ARM .nb files and the like are listed under
+    ``skipped`` with the reason. ``artifact`` may also be a work dir. ``backend`` /
+    ``precision`` keep only those rows. ``profile``: also write one trace per deployment
+    (``<stem>.<variant>.json``) and return its top ops. ``progress(deployment)`` is called
+    before each one.
+
+    Returns:
+        ``{"rows": [benchmark rows], "skipped": [{"artifact", "reason"}],
+        "profiles": {variant: profile result or {"error": ...}}}``
+    """
+    from paddleopt.config.sections import EvaluateConfig
+    from paddleopt.deploy.matrix import matrix
+    from paddleopt.report.evaluate import benchmark_rows
+
+    art = _artifact_or_work_dir(artifact)
+    deployments, skipped = matrix(art, artifacts, threads, with_native)
+    deployments = [d for d in deployments if (backend is None or d.backend == backend)
+                   and (precision is None or d.precision == precision)]
+    if not deployments:
+        raise UserError(f"nothing in or next to '{art.path}' runs on this machine"
+                        + (f" as {backend or ''} {precision or ''}".rstrip()
+                           if backend or precision else "") + ".",
+                        "convert the model (export, to_onnx, to_lite target: x86) first.")
+    cfg = EvaluateConfig(batch_sizes=batch_sizes or [1], warmup=warmup, iters=iters,
+                         max_seconds=max_seconds, eval_samples=eval_samples)
+    rows: list[dict] = []
+    profiles: dict[str, Any] = {}
+    for dep in deployments:
+        if progress is not None:
+            progress(dep)
+        dep.artifact.verify()
+        for row in benchmark_rows(dep.artifact, dep.backend, dep.options, cfg, name=dep.name):
+            row["note"] = dep.note
+            rows.append(row)
+        if profile is not None:
+            out = Path(profile)
+            trace = out.with_name(f"{out.stem}.{dep.name}{out.suffix or '.json'}")
+            try:
+                profiles[dep.name] = api_profile(dep.artifact.path, trace, backend=dep.backend,
+                                                 options=dep.options,
+                                                 batch_size=cfg.batch_sizes[0])
+            except UserError as exc:  # lite: no profiler; the matrix still has its row
+                profiles[dep.name] = {"error": exc.message}
+    return {"rows": rows, "profiles": profiles,
+            "skipped": [{"artifact": str(s.artifact.path), "reason": s.reason} for s in skipped]}
+
+
+def _artifact_or_work_dir(path: str | Path) -> Any:
+    """An artifact folder, or a work dir (then its last inference/onnx/lite artifact)."""
+    from paddleopt.artifact.manifest import MANIFEST_NAME
+
+    path = Path(path)
+    if path.is_dir() and not (path / MANIFEST_NAME).is_file() \
+            and not any(path.glob("*.pdmodel")) and not (path / "__model__").is_file():
+        return latest_artifact(path, kinds=("inference", "onnx", "lite"))
+    return open_artifact(path)
+
+
+def matrix_table(rows: list[dict]) -> list[str]:
+    """Markdown table of ``bench_matrix`` rows, with the p50 speed-up over ONNX Runtime fp32
+    (or, without it, over the first row) at the same batch size."""
+    head = ["variant", "backend", "precision", "batch", "threads", "oneDNN", "p50 ms",
+            "p99 ms", "samples/s", "vs ref", "accuracy", "size KB", "artifact"]
+    refs: dict[int, float] = {}
+    for row in rows:
+        batch = row["batch_size"]
+        if row["backend"] == "onnxruntime" and row["precision"] == "fp32":
+            refs[batch] = row["latency_ms"]["p50"]
+    for row in rows:
+        refs.setdefault(row["batch_size"], row["latency_ms"]["p50"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        onednn = "-" if r["onednn"] is None else ("on" if r["onednn"] else "off")
+        ratio = refs[r["batch_size"]] / r["latency_ms"]["p50"]
+        lines.append("| " + " | ".join([
+            r["variant"], r["backend"], r["precision"], str(r["batch_size"]),
+            str(r["threads"] if r["threads"] is not None else "-"), onednn,
+            f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p99']:.3f}",
+            f"{r['throughput_per_s']:.1f}", f"{ratio:.2f}x", acc,
+            f"{r['size_bytes'] / 1024:.1f}", Path(r["artifact"]).name]) + " |")
+    ref = "ONNX Runtime fp32" if any(r["backend"] == "onnxruntime" and r["precision"] == "fp32"
+                                     for r in rows) else f"'{rows[0]['variant']}'" if rows else ""
+    lines.append(f"\nvs ref: p50 latency of {ref} at the same batch size / this row's "
+                 f"(above 1 = faster).")
+    return lines
+
+
+def profile(artifact: str | Path, out_json: str | Path, backend: str | None = None,
+            options: dict[str, Any] | None = None, batch_size: int = 1, iters: int = 20,
+            top_k: int = 10, precision: str | None = None,
+            artifacts: list[str | Path] | None = None) -> dict[str, Any]:
+    """Profile ``iters`` runs of one deployment at ``batch_size``: writes a chrome trace
+    (chrome://tracing, Perfetto) to ``out_json`` and returns the ``top_k`` op types by time
+    (``paddleopt.deploy.bench.profile``). Paddle Inference, eager and ONNX Runtime; not lite.
+    """
+    from paddleopt.deploy.accuracy import eval_data
+    from paddleopt.deploy.bench import profile as run_profile
+    from paddleopt.deploy.matrix import select
+    from paddleopt.deploy.predictor import load_predictor
+    from paddleopt.report.evaluate import batch_feeds
+
+    art = open_artifact(artifact)
+    if backend is not None or precision is not None:
+        art = select(art, backend, precision, artifacts)
+    art.verify()
+    predictor = load_predictor(art, backend, options)
+    feeds = batch_feeds(predictor, eval_data(art, batch_size), batch_size)
+    result = run_profile(predictor, feeds, out_json, top_k=top_k, iters=iters)
+    result.update(artifact=str(art.path), backend=predictor.backend, batch_size=batch_size)
+    return result
+
+
+api_profile = profile  # bench_matrix has a parameter called profile
+
+
+def check(artifact: str | Path, target: str) -> Any:
+    """Deployability pre-check of an inference artifact for one target (onnx, arm, x86,
+    opencl): the ops it cannot run and other known blockers, without converting anything.
+    Returns a ``paddleopt.deploy.check.CheckResult`` (``supported``, ``unsupported_ops``,
+    ``problems``, ``notes``, ``fix``)."""
+    from paddleopt.deploy.check import check_artifact
+
+    return check_artifact(open_artifact(artifact), target)
+
+
+def check_config(config: str | Path | dict, overrides: list[str] | None = None,
+                 targets: list[str] | None = None) -> list[Any]:
+    """The pre-check before any training: the pipeline's model, untrained, exported to a
+    temporary folder and checked for ``targets`` (default: the targets of the pipeline's
+    to_onnx / to_lite stages, or all). Returns one CheckResult per target."""
+    from paddleopt.deploy.check import check_plan
+
+    return check_plan(plan(config, overrides), targets)
 
 
 def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
@@ -113,6 +292,22 @@ def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
             {"class_id": int(i), "label": labels[i] if i < len(labels) else str(int(i)),
              "score": float(probs[i])} for i in order]})
     return results
+
+
+def serve(artifact: str | Path | None = None, ready: Any = None, **settings: Any) -> None:
+    """Serve an artifact over HTTP until interrupted: /predict, /health, /metrics, /reload.
+
+    ``settings`` are ``paddleopt.serve.server.ServeConfig`` fields (host, port, workers,
+    max_batch_size, max_wait_ms, watch, backend, options, ...). ``ready(url, service)`` is
+    called once the port is bound. For a server in a background thread (tests, notebooks)
+    use ``paddleopt.serve.server.Service`` + ``BackgroundServer``.
+    """
+    from paddleopt.config.schema import parse
+    from paddleopt.serve.server import ServeConfig
+    from paddleopt.serve.server import serve as run_server
+
+    config = parse(ServeConfig, settings, path="serve")
+    run_server(artifact, config, ready)
 
 
 def report(work_dir: str | Path) -> Path:

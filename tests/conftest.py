@@ -78,6 +78,24 @@ def tiny_inference(tiny_run):
     return tiny_run.artifacts["export"]
 
 
+DEPLOY_STAGES = {
+    "to_onnx": {"input": "export"},
+    "to_lite_arm": {"type": "to_lite", "input": "export", "target": "arm"},
+    "to_lite_x86": {"type": "to_lite", "input": "export", "target": "x86"},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_deploy_run(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny pipeline plus every conversion (configs/*_deploy.yaml's stages): artifacts
+    'export', 'to_onnx', 'to_lite_arm', 'to_lite_x86' in one work dir."""
+    from paddleopt import api
+
+    config = tiny_config(tmp_path_factory.mktemp("tiny_deploy"))
+    config["stages"].update(DEPLOY_STAGES)
+    return api.run(config, evaluate=False)
+
+
 def run_cli(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run `python -m paddleopt ...` in a subprocess (what a user's shell does)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")

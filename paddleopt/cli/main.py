@@ -16,13 +16,30 @@ def _add_config(p: argparse.ArgumentParser, required: bool = True) -> None:
                         "(stage keys may drop 'stages.': -o train.epochs=1)")
 
 
+def _add_dist(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="run the training stage(s) in N processes per node through "
+                        "paddle.distributed.launch (gloo on CPU, NCCL on GPU)")
+    p.add_argument("--ips", metavar="IP,IP,...",
+                   help="multi-node: the nodes' addresses; run the same command on each node")
+
+
+def _dist_args(args: argparse.Namespace) -> dict[str, Any]:
+    from paddleopt.dist.launch import parse_ips
+
+    if args.nproc is not None and args.nproc < 1:
+        raise UserError(f"--nproc must be >= 1, got {args.nproc}.", "use e.g. --nproc 2")
+    return {"nproc": args.nproc, "ips": parse_ips(args.ips) or None}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from paddleopt import api
 
+    overrides = api.launch_overrides(args.config, args.override, **_dist_args(args))
     if args.plan_only:
-        print(api.plan(args.config, args.override).describe())
+        print(api.plan(args.config, overrides).describe())
         return 0
-    the_plan = api.plan(args.config, args.override)
+    the_plan = api.plan(args.config, overrides)
     print(the_plan.describe(), flush=True)
     from paddleopt.stages.pipeline import run
 
@@ -44,7 +61,7 @@ def _until_command(types: tuple[str, ...], last: bool = False) -> Callable:
         from paddleopt import api
 
         result = api.run_until_type(args.config, args.override, types, resume=not args.fresh,
-                                    last=last)
+                                    last=last, **_dist_args(args))
         _print_done(result)
         return 0
     return command
@@ -52,12 +69,18 @@ def _until_command(types: tuple[str, ...], last: bool = False) -> Callable:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from paddleopt import api
+    from paddleopt.deploy.bench import format_profile
 
     artifact = _artifact_arg(args)
+    if args.matrix:
+        return _bench_matrix(args, artifact)
     options = _backend_options(args)
     rows = api.bench(artifact, batch_sizes=args.batch_size, backend=args.backend,
                      options=options, warmup=args.warmup, iters=args.iters,
-                     max_seconds=args.max_seconds, eval_samples=args.eval_samples)
+                     max_seconds=args.max_seconds, eval_samples=args.eval_samples,
+                     precision=args.precision, artifacts=args.artifacts)
+    if rows and rows[0]["artifact"] != str(artifact):
+        print(f"{rows[0]['backend']} {rows[0]['precision']}: running {rows[0]['artifact']}")
     for row in rows:
         lat = row["latency_ms"]
         acc = "-" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
@@ -65,11 +88,63 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"p50 {lat['p50']:.3f} ms  p90 {lat['p90']:.3f}  p99 {lat['p99']:.3f}  "
               f"{row['throughput_per_s']:.1f} samples/s  acc {acc}  "
               f"size {row['size_bytes'] / 1024:.1f} KB  peak RSS {row['peak_rss_mb']:.0f} MB")
+    out: dict[str, Any] = {"rows": rows}
+    if args.profile:
+        out["profile"] = api.profile(rows[0]["artifact"], args.profile, backend=rows[0]["backend"],
+                                     options=options, batch_size=args.batch_size[0])
+        print(format_profile(out["profile"]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"rows": rows}, fh, indent=2)
+            json.dump(out, fh, indent=2)
         print(f"wrote {args.json}")
     return 0
+
+
+def _bench_matrix(args: argparse.Namespace, artifact: Any) -> int:
+    """`bench --matrix`: every backend x precision reachable from ARTIFACT, one table."""
+    from paddleopt import api
+    from paddleopt.deploy.bench import format_profile
+
+    if args.no_onednn or args.option:
+        raise UserError("--matrix sets the backend options of each row itself.",
+                        "drop --no-onednn/--option (use --threads, --backend, --precision to "
+                        "narrow the matrix), or bench one deployment without --matrix.")
+    result = api.bench_matrix(
+        artifact, batch_sizes=args.batch_size, threads=args.threads, warmup=args.warmup,
+        iters=args.iters, max_seconds=args.max_seconds,
+        eval_samples=1000 if args.eval_samples is None else args.eval_samples,
+        artifacts=args.artifacts, profile=args.profile, backend=args.backend,
+        precision=args.precision,
+        progress=lambda d: print(f"  measuring {d.name} ({d.artifact.path.name})", flush=True))
+    print("\n".join(api.matrix_table(result["rows"])))
+    for item in result["skipped"]:
+        print(f"not run: {item['artifact']}: {item['reason']}")
+    for name, prof in result["profiles"].items():
+        print(f"[{name}] " + (prof["error"] if "error" in prof else format_profile(prof)))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from paddleopt import api
+    from paddleopt.deploy.check import EXIT_NOT_DEPLOYABLE, TARGETS
+
+    if bool(args.artifact) == bool(args.config):
+        raise UserError("give either ARTIFACT or -c CONFIG.",
+                        "paddleopt check work_dirs/x/02_export --target arm, or paddleopt "
+                        "check -c configs/x.yaml (checks the untrained model: no training).")
+    if args.artifact:
+        results = [api.check(args.artifact, t) for t in (args.target or TARGETS)]
+    else:
+        results = api.check_config(args.config, args.override, args.target)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print("\n".join(r.describe() for r in results))
+    return 0 if all(r.supported for r in results) else EXIT_NOT_DEPLOYABLE
 
 
 def _artifact_arg(args: argparse.Namespace) -> Any:
@@ -116,6 +191,36 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from paddleopt import api
+
+    artifact = args.artifact
+    if artifact is None and args.config:
+        artifact = _artifact_arg(args)
+    if artifact is None and not args.watch:
+        raise UserError("no ARTIFACT given.", "pass an artifact folder, -c CONFIG (its last "
+                        "inference artifact) or --watch FOLDER.")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: binding {args.host}: other machines can reach this server (and "
+              f"its /reload endpoint unless --no-reload-api).", file=sys.stderr)
+
+    def ready(url: str, service: Any) -> None:
+        current = service.manager.current
+        print(f"serving {current.path} ({current.name}) on {url}  "
+              f"[max batch {args.max_batch_size}, wait {args.max_wait_ms} ms, "
+              f"{args.workers} workers]", flush=True)
+
+    api.serve(artifact, ready=ready, host=args.host, port=args.port, backend=args.backend,
+              options=_backend_options(args), workers=args.workers,
+              max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+              max_queue=args.max_queue, max_body_bytes=int(args.max_body_mb * (1 << 20)),
+              max_request_rows=args.max_request_rows, cache_models=args.cache_models,
+              watch=args.watch, watch_interval_s=args.watch_interval,
+              allow_reload=not args.no_reload_api, request_timeout_s=args.timeout,
+              log_level="info" if args.verbose else "warning")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from paddleopt import api
 
@@ -153,11 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip stages whose folder matches the planned fingerprint")
     p.add_argument("--until", metavar="STAGE_ID", help="stop after this stage (no report)")
     p.add_argument("--plan-only", action="store_true", help="validate and print the plan")
+    _add_dist(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plan", help="validate a config and print the plan (no work)")
     _add_config(p)
-    p.set_defaults(func=cmd_run, plan_only=True, resume=False, until=None)
+    p.set_defaults(func=cmd_run, plan_only=True, resume=False, until=None, nproc=None, ips=None)
 
     for name, types, last, text in (
             ("train", ("train",), False, "run the pipeline up to its first train stage"),
@@ -167,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text + " (finished stages are reused)")
         _add_config(p)
         p.add_argument("--fresh", action="store_true", help="do not reuse finished stages")
+        if name != "export":
+            _add_dist(p)
+        else:
+            p.set_defaults(nproc=None, ips=None)
         p.set_defaults(func=_until_command(types, last))
 
     p = sub.add_parser("bench", help="latency/throughput/accuracy of an artifact")
@@ -179,8 +289,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=int, default=None,
                    help="score accuracy on the first N eval samples (default: all)")
     p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"],
+                   help="run the artifact of this precision: ARTIFACT or one of the same "
+                        "model next to it (e.g. the PTQ model for int8)")
+    p.add_argument("--matrix", action="store_true",
+                   help="every backend x precision reachable from ARTIFACT (its work dir's "
+                        "inference fp32/int8, onnx, lite x86 artifacts), side by side; "
+                        "--backend/--precision narrow it")
+    p.add_argument("--artifacts", nargs="+", metavar="PATH",
+                   help="more artifacts to consider (besides ARTIFACT's work dir)")
+    p.add_argument("--profile", metavar="TRACE.json",
+                   help="also write a profiler trace (chrome://tracing, Perfetto) at the "
+                        "first batch size and print the top ops by time (--matrix: one "
+                        "TRACE.<variant>.json per row)")
     _add_backend_args(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("check", help="list the ops a deployment target cannot run, before "
+                                     "converting (exit 3 when one cannot)")
+    p.add_argument("artifact", nargs="?", help="inference artifact folder (or use -c)")
+    _add_config(p, required=False)
+    p.add_argument("--target", nargs="+", metavar="TARGET",
+                   help="onnx, arm, x86, opencl (default: all; with -c: the config's "
+                        "conversion targets)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("infer", help="predict raw inputs with an artifact")
     p.add_argument("artifact", nargs="?", help="artifact folder (or use -c)")
@@ -190,6 +323,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_backend_args(p)
     p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("serve", help="serve an artifact over HTTP (/predict /health /metrics "
+                                     "/reload) with dynamic batching and hot reload")
+    p.add_argument("artifact", nargs="?", help="artifact folder (or -c, or --watch)")
+    _add_config(p, required=False)
+    p.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="threads running batches, one predictor each")
+    p.add_argument("--max-batch-size", type=int, default=32,
+                   help="rows per model run (1: no dynamic batching)")
+    p.add_argument("--max-wait-ms", type=float, default=2.0,
+                   help="how long a request waits for batch-mates")
+    p.add_argument("--max-queue", type=int, default=1024, help="queued requests before 503")
+    p.add_argument("--max-body-mb", type=float, default=8.0, help="request body limit (413)")
+    p.add_argument("--max-request-rows", type=int, default=64,
+                   help="samples per request (413 beyond)")
+    p.add_argument("--cache-models", type=int, default=1,
+                   help="loaded artifacts kept across reloads")
+    p.add_argument("--watch", metavar="DIR",
+                   help="serve DIR/current (symlink or CURRENT file) and reload when it changes")
+    p.add_argument("--watch-interval", type=float, default=1.0, help="seconds between checks")
+    p.add_argument("--no-reload-api", action="store_true", help="refuse POST /reload")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds before 504")
+    _add_backend_args(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("report", help="re-render report.md of a work dir")
     p.add_argument("work_dir")
@@ -217,6 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BaseException as exc:
+        from paddleopt.dist.launch import WorkerNodeFinished
+
+        if isinstance(exc, WorkerNodeFinished):  # multi-node: this node's ranks are done
+            print(str(exc), file=sys.stderr)
+            return 0
+        raise
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def program_quant_summary(model_file: str | Path) -> dict[str, Any]:
 
     A compute op counts as quantized when one of its inputs comes from a quant/dequant op:
     ``dequantize_linear`` in the ONNX-style format, ``fake_quantize_*`` on the activation in
-    the older format (there the dequantize op follows the compute op).
+    the older format (there the dequantize op follows the compute op); an op PTQ was told to
+    skip (``op_namescope`` "skip_quant") counts as fp32.
     """
     from paddleopt.artifact.program import read_program
 
@@ -73,7 +74,11 @@ def program_quant_summary(model_file: str | Path) -> dict[str, Any]:
             types[op.type] += 1
             ins = [n for v in op.inputs for n in v.arguments]
             if op.type in COMPUTE_OP_TYPES:
-                if any(producer.get(n) in QUANT_OP_TYPES for n in ins):
+                # PTQ's skip_tensors marks the op (op_namescope "skip_quant") but its input
+                # may still come through a quant-dequant pair of the previous op's output.
+                if _attr(op, "op_namescope") == "skip_quant":
+                    fp32 += 1
+                elif any(producer.get(n) in QUANT_OP_TYPES for n in ins):
                     quantized += 1
                 else:
                     fp32 += 1

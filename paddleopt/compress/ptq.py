@@ -51,6 +51,7 @@ class PTQReport:
     model_file: str
     params_file: str
     quant: dict[str, Any] = field(default_factory=dict)  # int8_check.program_quant_summary
+    onednn_fixes: list[str] = field(default_factory=list)  # onednn_fix.apply_onednn_int8_fixes
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -341,12 +342,14 @@ def quantize_post_static(
             skip_tensor_list=list(skip_tensors) or None, optimize_model=optimize_model)
 
     from paddleopt.compress.int8_check import program_quant_summary
+    from paddleopt.compress.onednn_fix import apply_onednn_int8_fixes
 
     out_model = out_dir / "model.pdmodel"
+    fixes = apply_onednn_int8_fixes(out_model)  # so that oneDNN INT8 can run it (see there)
     return PTQReport(
         algo=algo.lower(), batches=len(batches),
         samples=int(sum(np.asarray(b[0]).shape[0] if np.ndim(b[0]) else 1 for b in batches)),
         weight_quantize_type=weight_quantize_type, onnx_format=onnx_format,
         quantizable_op_types=list(quantizable_op_types), skip_tensors=list(skip_tensors),
         model_file=str(out_model), params_file=str(out_dir / "model.pdiparams"),
-        quant=program_quant_summary(out_model))
+        quant=program_quant_summary(out_model), onednn_fixes=fixes)

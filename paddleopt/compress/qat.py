@@ -93,7 +93,7 @@ def save_int8_model(qat: Any, model: Any, out_dir: str | Path,
                     input_spec: Sequence[Any]) -> dict[str, Any]:
     """Save the fine-tuned QAT ``model`` as an INT8 inference model in ``out_dir``.
 
-    Returns ``{"model_file", "params_file", **program_quant_summary}``.
+    Returns ``{"model_file", "params_file", **program_quant_summary, "onednn_fixes"}``.
     """
     paddle = import_paddle()
     out_dir = Path(out_dir)
@@ -113,7 +113,9 @@ def save_int8_model(qat: Any, model: Any, out_dir: str | Path,
         if training:
             model.train()
     from paddleopt.compress.int8_check import program_quant_summary
+    from paddleopt.compress.onednn_fix import apply_onednn_int8_fixes
 
     model_file = out_dir / "model.pdmodel"
+    fixes = apply_onednn_int8_fixes(model_file)  # so that oneDNN INT8 can run it (see there)
     return {"model_file": str(model_file), "params_file": str(out_dir / "model.pdiparams"),
-            **program_quant_summary(model_file)}
+            **program_quant_summary(model_file), "onednn_fixes": fixes}

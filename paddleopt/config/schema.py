@@ -54,6 +54,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:  # Optional[X]: X's own error (names the nested key) is the useful one
+            return _convert(value, others[0], path)
         errors = []
         for arg in args:
             if arg is type(None):

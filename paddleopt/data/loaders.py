@@ -15,12 +15,15 @@ from paddleopt.utils.imports import import_paddle
 
 
 def build_loader(dataset: Any, cfg: DataConfig, train: bool, seed: int = 0) -> Any:
-    """A paddle DataLoader. With more than one rank, each reads its own shard through
-    ``DistributedBatchSampler`` (the same global batch order on every rank)."""
+    """A paddle DataLoader. With more than one rank, each reads its own shard of the training
+    data through ``DistributedBatchSampler`` (the same global batch order on every rank).
+    Evaluation loaders are not sharded: every rank scores the whole split, so rank 0's
+    metrics (the ones it writes) cover all of it (a sharded split would be padded with
+    repeated samples when it does not divide evenly)."""
     paddle = import_paddle()
     batch_size = cfg.batch_size if train else cfg.eval_batch_size
     shuffle = cfg.shuffle and train
-    if paddle.distributed.get_world_size() > 1:
+    if train and paddle.distributed.get_world_size() > 1:
         sampler = paddle.io.DistributedBatchSampler(
             dataset, batch_size=batch_size, shuffle=shuffle, drop_last=cfg.drop_last and train)
     else:
@@ -84,6 +87,10 @@ class DataBundle:
 
 
 def build_data(cfg: DataConfig, seed: int) -> DataBundle:
+    from paddleopt.data.text_datasets import build_text_data, is_text_data
+
+    if is_text_data(cfg.dataset, cfg.preprocess):
+        return build_text_data(cfg, seed)  # a TextDataBundle: same interface
     preprocess = image_preprocess(cfg.dataset, cfg.preprocess)
     splits = load_splits(cfg.dataset, cfg.root, cfg.val_fraction, seed, preprocess)
     return DataBundle(cfg, splits, preprocess, seed)
@@ -94,6 +101,10 @@ def data_from_manifest(dataset: dict[str, Any], preprocess: dict[str, Any],
     """Rebuild the evaluation data an artifact was made with (None when it has none)."""
     if not dataset or "name" not in dataset:
         return None
+    from paddleopt.data.text_datasets import is_text_data, text_data_from_manifest
+
+    if is_text_data(dataset["name"], preprocess):
+        return text_data_from_manifest(dataset, preprocess, eval_samples)
     cfg = DataConfig(dataset=dataset["name"], root=dataset.get("root"),
                      eval_split=dataset.get("eval_split", "test"),
                      val_fraction=dataset.get("val_fraction", 0.1), eval_subset=eval_samples)

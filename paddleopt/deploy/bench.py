@@ -6,6 +6,8 @@ the same loop.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import platform
@@ -205,11 +207,20 @@ def profile(predictor: Predictor, feeds: list[np.ndarray], out_json: str | Path,
     Paddle backends use ``paddle.profiler`` (host tracer), which records every operator that
     Paddle Inference's executor runs. ``Config.enable_profile()`` is not used: on paddle
     2.6.2 it prints nothing and writes nothing. ONNX Runtime uses its own session profiler.
+    The lite backend is refused (nothing here can see inside Paddle Lite).
 
     Returns:
         ``{"tool", "trace", "iters", "total_ms", "top_ops": [{"op", "calls", "total_ms",
         "avg_ms", "percent"}]}``; percent is of the summed operator time.
     """
+    if predictor.backend == "lite":
+        from paddleopt.utils.errors import UserError
+
+        raise UserError("the lite backend cannot be profiled here: paddle.profiler does not see "
+                        "inside Paddle Lite, and the paddlelite 2.13rc0 Python wheel has no "
+                        "profiler of its own.",
+                        "profile the same model's inference artifact (paddle_inference) or its "
+                        "ONNX file; on the device, use a Lite build with LITE_WITH_PROFILE=ON.")
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     if predictor.backend == "onnxruntime":
@@ -242,12 +253,14 @@ def _paddle_profile(predictor: Predictor, feeds: list[np.ndarray], out_json: Pat
     prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU],
                              on_trace_ready=lambda _prof: None)
     prof.start()
-    try:
-        for _ in range(iters):
-            predictor.run(feeds)
-            prof.step()
-    finally:
-        prof.stop()
+    # stop() prints a "Perf Summary" table with print(); keep our stdout for our output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            for _ in range(iters):
+                predictor.run(feeds)
+                prof.step()
+        finally:
+            prof.stop()
     prof.export(path=str(out_json), format="json")
 
 
@@ -289,3 +302,16 @@ def _ort_op_times(trace: Path) -> dict[str, tuple[float, int]]:
             entry[0] += float(event.get("dur", 0))
             entry[1] += 1
     return {op: (us, int(calls)) for op, (us, calls) in times.items()}
+
+
+def format_profile(result: dict[str, Any]) -> str:
+    """The top-ops table of ``profile()`` as text (what ``paddleopt bench --profile`` prints)."""
+    lines = [f"top ops by total time ({result['tool']}, {result['iters']} runs, "
+             f"{result['total_ms']:.2f} ms of operator time; trace: {result['trace']}):",
+             f"  {'op':<32} {'calls':>6} {'total ms':>9} {'avg ms':>8} {'share':>6}"]
+    for op in result["top_ops"]:
+        lines.append(f"  {op['op'][:32]:<32} {op['calls']:>6} {op['total_ms']:>9.3f} "
+                     f"{op['avg_ms']:>8.4f} {op['percent']:>5.1f}%")
+    if not result["top_ops"]:
+        lines.append("  (no operator events recorded)")
+    return "\n".join(lines)

@@ -17,6 +17,10 @@ def load_inputs(artifact: Any, inputs: list[str]) -> tuple[list[np.ndarray], lis
     suffixes = {Path(i).suffix.lower() for i in inputs}
     if suffixes <= {".npy", ".npz"}:
         return _tensor_inputs(manifest, inputs)
+    if manifest.preprocess.get("type") == "text":  # texts, .txt files (one per line) or -
+        from paddleopt.text.preprocess import text_inputs
+
+        return text_inputs(artifact, inputs)
     if manifest.preprocess.get("type") == "image":
         from paddleopt.data.preprocess import preprocess_images
 

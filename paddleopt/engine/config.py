@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from paddleopt.dist.config import FleetConfig
+
 OptimizerName = Literal["sgd", "momentum", "adagrad", "adadelta", "adam", "adamw"]
 
 
@@ -59,6 +61,7 @@ class TrainConfig:
     eval_each_epoch: bool = True
     max_steps_per_epoch: int | None = None  # cap (for smoke runs)
     progress_bar: bool = True
+    fleet: FleetConfig = field(default_factory=FleetConfig)  # processes, accumulation, strategy
 
     def validate(self) -> tuple[str, str] | None:
         if self.epochs < 1:

@@ -1,8 +1,11 @@
 """The training loop shared by `train` and every fine-tuning stage.
 
 ``fit`` runs epochs with optional AMP, a tqdm bar, per-epoch evaluation and an ``on_epoch_end``
-hook (checkpoints). It is distributed-aware: wrap the model in ``paddle.DataParallel`` before
-calling it when running under ``paddle.distributed.launch``; only rank 0 shows progress.
+hook (checkpoints). It is distributed-aware: under ``paddle.distributed.launch`` (see
+``paddleopt.dist``) it initialises the parallel environment and wraps the model
+(DataParallel, or fleet with ``cfg.fleet.use_fleet``/hybrid degrees) itself, so every stage
+that trains through it runs distributed the same way; only rank 0 shows progress. It also does
+gradient accumulation (``cfg.fleet.accumulate_steps``) and recompute (``cfg.fleet.recompute``).
 """
 from __future__ import annotations
 
@@ -39,7 +42,9 @@ def amp_dtype(cfg: AmpConfig, log: logging.Logger | None = None) -> str | None:
 
 
 def is_rank0() -> bool:
-    return import_paddle().distributed.get_rank() == 0
+    from paddleopt.dist.runtime import is_rank0 as rank0
+
+    return rank0()
 
 
 def evaluate(model: Any, loader: Any, loss_fn: LossFn | None = None) -> dict[str, float]:
@@ -74,12 +79,19 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
     there). ``on_epoch_end(epoch, metrics, optimizer, schedule)`` saves checkpoints.
     ``after_step(global_step)`` lets sparsity schedules act after each update.
     """
+    from paddleopt.dist import runtime as dist
+
     paddle = import_paddle()
     log = log or logging.getLogger("paddleopt")
     steps = len(train_loader)
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
-    schedule = build_schedule(cfg.schedule, cfg.optimizer.lr, cfg.epochs, steps)
+    fleet = getattr(cfg, "fleet", None) or dist.FleetConfig()  # recipes made before `fleet`
+    accumulate = fleet.accumulate_steps
+    updates = -(-steps // accumulate)  # optimizer steps per epoch (a short last group counts)
+    dist.apply_recompute(model, fleet.recompute)
+    dist.init(fleet, cfg.amp)
+    schedule = build_schedule(cfg.schedule, cfg.optimizer.lr, cfg.epochs, updates)
     optimizer = build_optimizer(cfg.optimizer, parameters or model.parameters(), schedule)
     if optimizer_state:
         optimizer.set_state_dict(optimizer_state)
@@ -88,6 +100,10 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
         if dtype == "float16" else None
     if dtype and cfg.amp.level == "O2":
         model, optimizer = paddle.amp.decorate(model, optimizer, level="O2", dtype=dtype)
+    # Wrap after AMP decoration (Paddle's order): DataParallel / fleet model and optimizer.
+    model = dist.wrap_model(model, fleet)
+    optimizer = dist.wrap_optimizer(optimizer)
+    scaler = dist.wrap_scaler(scaler)
 
     def default_loss(logits: Any, labels: Any, _inputs: list) -> Any:
         return paddle.nn.functional.cross_entropy(
@@ -96,36 +112,53 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
     loss_of = loss_fn or default_loss
     history: list[dict] = []
     started = time.perf_counter()
-    global_step = start_epoch * steps
+    global_step = start_epoch * updates
+    sampler = getattr(train_loader, "batch_sampler", None)
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        if hasattr(sampler, "set_epoch"):  # DistributedBatchSampler: a new shuffle per epoch
+            sampler.set_epoch(epoch)
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress_bar)
         losses: list[float] = []
+        step_times: list[float] = []
         seen = 0
         t0 = time.perf_counter()
         for step, (*inputs, labels) in enumerate(train_loader):
             if step >= steps:
                 break
+            t_step = time.perf_counter()
             labels = labels.reshape([-1])
-            with paddle.amp.auto_cast(enable=dtype is not None, dtype=dtype or "float16",
-                                      level=cfg.amp.level):
-                logits = model(*inputs)
-                loss = loss_of(logits, labels, inputs)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            optimizer.clear_grad()
-            if not isinstance(schedule, float):
-                schedule.step()
-            global_step += 1
-            if after_step is not None:
-                after_step(global_step)
+            # Micro-batch `step` belongs to the group starting at group_start; the group's
+            # losses are averaged, so k micro-batches of B equal one batch of k*B. Only the
+            # last micro-batch of a group all-reduces gradients across ranks.
+            group_start = step - step % accumulate
+            group = min(accumulate, steps - group_start)
+            last_in_group = step == group_start + group - 1
+            with dist.no_sync(model, not last_in_group):
+                with paddle.amp.auto_cast(enable=dtype is not None, dtype=dtype or "float16",
+                                          level=cfg.amp.level):
+                    logits = model(*inputs)
+                    loss = loss_of(logits, labels, inputs)
+                scaled = loss / group if group > 1 else loss
+                if scaler is not None:
+                    scaler.scale(scaled).backward()
+                else:
+                    scaled.backward()
+            if last_in_group:
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                optimizer.clear_grad()
+                if not isinstance(schedule, float):
+                    schedule.step()
+                global_step += 1
+                if after_step is not None:
+                    after_step(global_step)
             losses.append(float(loss))
             seen += len(labels)
+            step_times.append(time.perf_counter() - t_step)
             if bar is not None and (step % max(1, cfg.log_interval // 5) == 0 or step == steps - 1):
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}",
                                 lr=f"{optimizer.get_lr():.2e}")
@@ -133,8 +166,11 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
                 bar.update(1)
         if bar is not None:
             bar.close()
+        train_seconds = time.perf_counter() - t0
         epoch_metrics: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                                         "train_samples_per_s": seen / (time.perf_counter() - t0)}
+                                         "train_samples_per_s": seen / train_seconds,
+                                         "train_samples": seen, "train_seconds": train_seconds,
+                                         "step_ms": _percentiles(step_times)}
         if eval_loader is not None and (cfg.eval_each_epoch or epoch == cfg.epochs - 1):
             epoch_metrics.update({f"eval_{k}": v for k, v in evaluate(model, eval_loader).items()})
         history.append(epoch_metrics)
@@ -147,6 +183,13 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
     final = history[-1] if history else {}
     return {"history": history, "final": final, "seconds": time.perf_counter() - started,
             "amp_effective": dtype is not None, "amp_dtype": dtype}
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    if not seconds:
+        return {}
+    ms = np.asarray(seconds) * 1e3
+    return {f"p{q}": round(float(np.percentile(ms, q)), 3) for q in (50, 90, 99)}
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:

@@ -11,6 +11,7 @@ ARCHS: dict[str, str] = {
     "resnet_small": "paddleopt.models.vision:resnet_small",
     "mobilenet_v2_small": "paddleopt.models.vision:mobilenet_v2_small",
     "lenet": "paddleopt.models.vision:lenet",
+    "ernie_cls": "paddleopt.models.text:ernie_cls",
 }
 
 

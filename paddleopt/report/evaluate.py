@@ -14,10 +14,8 @@ log = logging.getLogger("paddleopt")
 def benchmark_rows(artifact: Artifact, backend: str, options: dict[str, Any],
                    cfg: EvaluateConfig, name: str = "", model_name: str = "") -> list[dict]:
     """Accuracy once, then latency/throughput per batch size: rows in the benchmark format."""
-    import numpy as np
-
     from paddleopt.deploy.accuracy import eval_data, score_artifact
-    from paddleopt.deploy.bench import make_feeds, measure_latency
+    from paddleopt.deploy.bench import measure_latency
     from paddleopt.deploy.predictor import load_predictor
 
     predictor = load_predictor(artifact, backend, options)
@@ -26,11 +24,7 @@ def benchmark_rows(artifact: Artifact, backend: str, options: dict[str, Any],
     data = eval_data(artifact, max(cfg.batch_sizes))
     rows = []
     for batch in cfg.batch_sizes:
-        if data is not None:
-            reps = int(np.ceil(batch / len(data[1])))
-            feeds = [np.concatenate([x] * reps)[:batch] for x in data[0]]
-        else:
-            feeds = make_feeds(predictor.inputs, batch, np.random.default_rng(0))
+        feeds = batch_feeds(predictor, data, batch)
         timing = measure_latency(predictor, feeds, cfg.warmup, cfg.iters, cfg.max_seconds)
         rows.append({
             "model": model_name or artifact.manifest.model.get("arch", artifact.path.name),
@@ -53,6 +47,19 @@ def benchmark_rows(artifact: Artifact, backend: str, options: dict[str, Any],
     return rows
 
 
+def batch_feeds(predictor: Any, data: Any, batch: int) -> list:
+    """One batch of ``batch`` samples: real evaluation samples (repeated when there are
+    fewer) when ``data`` = (feeds, labels) is given, else seeded random inputs."""
+    import numpy as np
+
+    from paddleopt.deploy.bench import make_feeds
+
+    if data is not None:
+        reps = int(np.ceil(batch / len(data[1])))
+        return [np.concatenate([x] * reps)[:batch] for x in data[0]]
+    return make_feeds(predictor.inputs, batch, np.random.default_rng(0))
+
+
 def evaluate_targets(plan: Any, artifacts: dict[str, Artifact]) -> list[dict]:
     produced = [(s.stage_id, type(s.stage).produces) for s in plan.steps]
     rows: list[dict] = []
@@ -65,4 +72,4 @@ def evaluate_targets(plan: Any, artifacts: dict[str, Artifact]) -> list[dict]:
     return rows
 
 
-__all__ = ["TargetConfig", "benchmark_rows", "evaluate_targets"]
+__all__ = ["TargetConfig", "batch_feeds", "benchmark_rows", "evaluate_targets"]

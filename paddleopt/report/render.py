@@ -27,6 +27,9 @@ def stage_rows(artifacts: list[Artifact]) -> list[dict[str, Any]]:
             "size_bytes": art.size_bytes(),
             "metrics": {k: v for k, v in m.metrics.items() if k != "history"},
             "checks": m.checks,
+            # PNGs a stage wrote (role "plot", e.g. ptq's candidates.png), relative to work_dir
+            "plots": [f"{art.path.name}/{rel}" for role, rel in m.files.items()
+                      if role == "plot"],
         })
     return rows
 
@@ -77,6 +80,24 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def candidate_lines(row: dict[str, Any]) -> list[str]:
+    m = row["metrics"]
+    budget = m.get("max_accuracy_drop")
+    lines = [f"Budget: {'none' if budget is None else f'{100 * budget:.2f} points'}; chosen "
+             f"`{m.get('chosen')}`. Accuracy on held-out samples, p50 latency per batch of "
+             f"{(m.get('latency') or {}).get('batch_size', '?')} (Paddle Inference, oneDNN).", "",
+             "| candidate | status | accuracy | drop | p50 ms | speedup | reason |",
+             "|---|---|---|---|---|---|---|"]
+    for c in m["candidates"]:
+        lat = (c.get("latency_ms") or {}).get("p50")
+        drop = c.get("accuracy_drop")
+        lines.append(f"| {c['name']} | {c.get('status', '-')} | {_fmt(c.get('accuracy'))} | "
+                     f"{'-' if drop is None else f'{100 * drop:.2f}'} | "
+                     f"{'-' if lat is None else f'{lat:.3f}'} | "
+                     f"{_fmt(c.get('speedup_vs_fp32'), 2)} | {c.get('reason', '')} |")
+    return lines
+
+
 def markdown(data: dict[str, Any]) -> str:
     lines = [f"# paddleopt report: {data['pipeline']}", "",
              f"Config `{data.get('config', '')}`, created {data.get('created', '')}. "
@@ -91,6 +112,11 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append(f"| {row['stage']} | {row['type']} | {row['kind']} | {row['precision']} | "
                      f"{_fmt(m.get('accuracy'))} | {_fmt(m.get('params'))} | "
                      f"{_fmt(m.get('flops'))} | {row['size_bytes'] / 1024:.1f} | {checks} |")
+    for row in data["stages"]:
+        if row["metrics"].get("candidates"):  # ptq's accuracy-aware search: what was tried
+            lines += ["", f"### {row['stage']}: candidates", "", *candidate_lines(row)]
+        for plot in row.get("plots", []):
+            lines += ["", f"![{row['stage']} {plot.rsplit('/', 1)[-1]}]({plot})"]
     lines += ["", "## Deployments", "",
               "| target | backend | precision | batch | accuracy | p50 ms | p90 ms | p99 ms | "
               "samples/s | size (KB) | peak RSS MB |",

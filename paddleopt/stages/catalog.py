@@ -8,7 +8,12 @@ from paddleopt.utils.errors import ConfigError
 # extra: the optional dependency group the stage needs beyond the core install (or None).
 CATALOG: dict[str, tuple[str, str | None]] = {
     "train": ("paddleopt.stages.train:TrainStage", None),
+    "prune": ("paddleopt.stages.prune:PruneStage", "slim"),
+    "sparsify": ("paddleopt.stages.sparsify:SparsifyStage", "slim"),
+    "distill": ("paddleopt.stages.distill:DistillStage", "slim"),
+    "qat": ("paddleopt.stages.qat:QATStage", "slim"),
     "export": ("paddleopt.stages.export:ExportStage", None),
+    "ptq": ("paddleopt.stages.ptq:PTQStage", "slim"),
     "to_onnx": ("paddleopt.stages.to_onnx:ToOnnxStage", "onnx"),
     "to_lite": ("paddleopt.stages.to_lite:ToLiteStage", "lite"),
 }

@@ -33,15 +33,13 @@ class ExportStage(Stage):
     produces = "inference"
 
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
-        from paddleopt.models.registry import build_model
+        from paddleopt.models.loading import load_checkpoint_model
         from paddleopt.utils.imports import import_paddle
 
         assert src is not None
         paddle = import_paddle()
         cfg: ExportConfig = self.config
-        model = build_model(src.manifest.model)
-        model.set_state_dict(paddle.load(str(src.file("weights"))))
-        model.eval()
+        model = load_checkpoint_model(src)  # pruned checkpoints are resized first
         inputs = src.manifest.io.inputs
         specs = []
         for spec in inputs:

@@ -149,7 +149,8 @@ def fingerprint(step: PlanStep, parent_digest: str | None, pipeline: PipelineCon
     versions = stack_versions()
     return sha256_json({
         "type": step.type, "stage_id": step.stage_id, "config": step.config_dict,
-        "input": step.input_id,
+        # Only when set: work dirs made before `input:` existed keep their fingerprints.
+        **({"input": step.input_id} if step.input_id is not None else {}),
         # model/data/seed shape every stage that trains or evaluates; include them all.
         "model": to_dict(pipeline.model), "data": to_dict(pipeline.data), "seed": pipeline.seed,
         "parent": parent_digest, "versions": versions,
@@ -164,6 +165,7 @@ def run(the_plan: Plan, resume: bool = False, until: str | None = None,
     dump_yaml(the_plan.raw, work_dir / "config.resolved.yaml")
     result = RunResult(the_plan)
     parent: Artifact | None = None
+    checked = False  # the deployability pre-check runs once, before the first real work
     for step in the_plan.steps:
         if step.input_id is not None:
             parent = result.artifacts[step.input_id]
@@ -175,6 +177,13 @@ def run(the_plan: Plan, resume: bool = False, until: str | None = None,
             parent = Artifact.open(final_dir)
             result.skipped.append(step.stage_id)
         else:
+            if not checked and step.type not in ("to_onnx", "to_lite"):
+                # Conversion stages later in the plan: learn now (seconds) whether the model's
+                # ops convert, not after training/compression. Conversions check themselves.
+                from paddleopt.deploy.check import preflight
+
+                preflight(the_plan, parent)
+            checked = True
             parent = _run_step(step, parent, parent_digest, fp, the_plan, result, resume)
         result.artifacts[step.stage_id] = parent
         if until is not None and step.stage_id == until:

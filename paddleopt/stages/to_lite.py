@@ -20,11 +20,11 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from paddleopt.artifact import Artifact, Manifest
 from paddleopt.stages.base import Stage, StageContext
-from paddleopt.utils.errors import UserError
+from paddleopt.utils.errors import ConfigError, UserError
 
 
 @dataclass
@@ -69,6 +69,18 @@ class ToLiteStage(Stage):
     consumes = ("inference",)
     produces = "lite"
     extras = ("lite",)
+
+    def check(self, pipeline: Any, stage_id: str) -> None:
+        from paddleopt.deploy.check import quantized_by
+
+        quant = quantized_by(pipeline.stages, stage_id)
+        if quant is not None and self.config.target == "x86":
+            raise ConfigError(
+                f"stages.{stage_id}: to_lite target x86 would convert the int8 model of stage "
+                f"'{quant[0]}'; paddlelite 2.13rc0's x86 int8 .nb files return NaN/garbage, "
+                f"so to_lite refuses them.",
+                f"give stages.{stage_id} 'input: <your export stage id>' to convert the fp32 "
+                f"model for x86, or use target: arm for the int8 model.")
 
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
         from paddleopt.deploy.check import check_artifact

@@ -25,7 +25,7 @@ import numpy as np
 
 from paddleopt.artifact import Artifact, Manifest, TensorSpec
 from paddleopt.stages.base import Stage, StageContext
-from paddleopt.utils.errors import UserError
+from paddleopt.utils.errors import ConfigError, UserError
 
 ONNX_FILE = "model.onnx"
 MIN_OPSET, MAX_OPSET = 7, 19  # what paddle2onnx 1.3.1 accepts
@@ -81,6 +81,18 @@ class ToOnnxStage(Stage):
     consumes = ("inference",)
     produces = "onnx"
     extras = ("onnx",)
+
+    def check(self, pipeline: Any, stage_id: str) -> None:
+        from paddleopt.deploy.check import quantized_by
+
+        quant = quantized_by(pipeline.stages, stage_id)
+        if quant is not None and quant[1].get("onnx_format") is False:
+            raise ConfigError(
+                f"stages.{stage_id}: to_onnx would convert the model of stage '{quant[0]}', "
+                f"quantized with onnx_format: false (fake_quantize ops), which paddle2onnx "
+                f"cannot export.",
+                f"set stages.{quant[0]}.onnx_format: true (quantize_linear/dequantize_linear, "
+                f"exported as ONNX QDQ), or read the fp32 model (input: <export stage id>).")
 
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
         from paddleopt.deploy.check import check_artifact

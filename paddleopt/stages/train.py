@@ -1,7 +1,7 @@
 """`train`: dygraph training of the configured model on the configured data."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,21 @@ class TrainStage(Stage):
     produces = "checkpoint"
 
     def check(self, pipeline: Any, stage_id: str) -> None:
+        from paddleopt.dist.runtime import check_fleet
         from paddleopt.models.registry import check_arch
 
         check_arch(pipeline.model.arch)
+        check_fleet(self.config.fleet, pipeline.device, f"stages.{stage_id}")
 
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
+        from paddleopt.dist import launch_stage, needs_launch
+
+        if needs_launch(self.config.fleet):  # fleet.nproc > 1: every rank runs what follows
+            return launch_stage(self, src, out_dir, ctx)
         from paddleopt.data.loaders import build_data
         from paddleopt.engine.checkpoint import EpochCheckpoints
-        from paddleopt.engine.loop import count_flops, count_params, fit
+        from paddleopt.engine.loop import count_flops, count_params, fit, is_rank0
+        from paddleopt.models.loading import load_checkpoint_model
         from paddleopt.models.registry import build_model, model_spec
         from paddleopt.utils.imports import import_paddle
         from paddleopt.utils.seed import seed_everything
@@ -41,9 +48,8 @@ class TrainStage(Stage):
         seed_everything(ctx.seed)
         data = build_data(ctx.pipeline.data, ctx.seed)
         spec = dict(src.manifest.model) if src is not None else model_spec(ctx.pipeline.model)
-        model = build_model(spec)
-        if src is not None:
-            model.set_state_dict(paddle.load(str(src.file("weights"))))
+        # fine-tuning an earlier checkpoint (pruned ones are resized to their saved shapes)
+        model = load_checkpoint_model(src) if src is not None else build_model(spec)
         input_specs = data.input_specs()
         flops = count_flops(model, input_specs)
 
@@ -56,15 +62,10 @@ class TrainStage(Stage):
                 model.set_state_dict(model_state)
                 ctx.log.info("[%s] resuming after epoch %d", ctx.stage_id, start_epoch)
 
-        train_model = model
-        if paddle.distributed.get_world_size() > 1:
-            paddle.distributed.init_parallel_env()
-            train_model = paddle.DataParallel(model)
-
         def on_epoch_end(epoch: int, metrics: dict, optimizer: Any, _schedule: Any) -> None:
             checkpoints.save(epoch, model, optimizer, metrics)
 
-        result = fit(train_model, data.train_loader(), data.eval_loader(), cfg, log=ctx.log,
+        result = fit(model, data.train_loader(), data.eval_loader(), cfg, log=ctx.log,
                      on_epoch_end=on_epoch_end, start_epoch=start_epoch,
                      optimizer_state=opt_state)
         if start_epoch >= cfg.epochs:  # everything was done before the interruption
@@ -72,7 +73,8 @@ class TrainStage(Stage):
 
             result["final"] = {f"eval_{k}": v for k, v in
                                evaluate(model, data.eval_loader()).items()}
-        paddle.save(model.state_dict(), str(out_dir / "model.pdparams"))
+        if is_rank0():  # fit() made the ranks' weights identical; one writer
+            paddle.save(model.state_dict(), str(out_dir / "model.pdparams"))
         final = result["final"]
         return Manifest(
             kind="checkpoint",

@@ -58,17 +58,6 @@ class EagerPredictor(Predictor):
 
 
 def load(artifact: Artifact, options: Options) -> Predictor:
-    from paddleopt.models.registry import build_model
-    from paddleopt.utils.errors import UserError
-    from paddleopt.utils.imports import import_paddle
+    from paddleopt.models.loading import load_checkpoint_model
 
-    paddle = import_paddle()
-    model = build_model(artifact.manifest.model)
-    weights = artifact.file("weights")
-    try:
-        model.set_state_dict(paddle.load(str(weights)))
-    except Exception as exc:
-        raise UserError(f"cannot load weights '{weights}': {exc}",
-                        "re-run the stage that produced this checkpoint.") from None
-    model.eval()
-    return EagerPredictor(artifact, model)
+    return EagerPredictor(artifact, load_checkpoint_model(artifact))  # eval mode, pruned ok

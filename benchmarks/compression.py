@@ -1,0 +1,330 @@
+"""Compression suite: PTQ / QAT INT8 vs fp32, structured pruning, distillation, on MNIST.
+
+One pipeline (work_dirs/bench_compression) trains a ResNet-style CNN once and branches from it:
+export (fp32), ptq (accuracy-aware search over the algorithms), qat, prune to half the FLOPs
++ fine-tune + export, and two students of the same small network trained with the same recipe,
+with the teacher (distill) and without it (alpha 0). Then every variant is measured side by
+side in this process: accuracy on the whole MNIST test split, latency/throughput at batch 1
+and 32 with Paddle Inference + oneDNN (INT8 kernels for the quantized models), timed in
+alternating rounds so that load on a shared machine hits every variant alike.
+
+    python benchmarks/compression.py            # MNIST, tens of minutes (resumes finished stages)
+    python benchmarks/compression.py --quick    # tiny digits pipeline, for tests
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _common import REPO, parse_args, render_section, rows_table, write_results
+
+SUITE = "compression"
+TEACHER = {"depths": [1, 1, 1], "widths": [48, 96, 192]}
+STUDENT = {"arch": "lenet", "num_classes": 10, "in_channels": 1, "width_mult": 0.5}
+PLOT = REPO / "docs" / "images" / "compression_ptq_candidates.png"
+
+# The targets of the issue (and the goal where one is given).
+TARGETS = {
+    "ptq_throughput_ratio_b32": 2.5,
+    "ptq_throughput_goal_b32": 3.0,
+    "ptq_accuracy_drop_max": 0.005,
+    "prune_latency_ratio_min": 1.6,
+    "prune_accuracy_drop_max": 0.01,
+}
+
+
+def full_config(work_dir: Path) -> dict[str, Any]:
+    ft = {"progress_bar": False, "log_interval": 50}
+    return {
+        "name": "bench_compression", "work_dir": str(work_dir), "seed": 42,
+        "model": {"arch": "resnet_small", "num_classes": 10, "in_channels": 1,
+                  "kwargs": TEACHER},
+        # 20k of the 50k training images keep the run within the hour on 2 shared cores;
+        # the test split (10k) is scored in full.
+        "data": {"dataset": "mnist", "train_subset": 20000, "batch_size": 128,
+                 "eval_batch_size": 500},
+        "stages": {
+            "train": {"epochs": 2, **ft,
+                      "optimizer": {"name": "momentum", "lr": 0.1, "weight_decay": 5e-4},
+                      "schedule": {"name": "cosine", "warmup_epochs": 0.2}},
+            "export": {},
+            "ptq": {"algo": "hist", "max_accuracy_drop": 0.005, "search": "all",
+                    "calibration": {"count": 512, "batch_size": 32},
+                    "evaluation": {"count": 5000},
+                    "candidates": [{"algo": "hist"}, {"algo": "kl"}, {"algo": "mse"},
+                                   {"algo": "avg"}, {"algo": "abs_max"},
+                                   {"algo": "abs_max", "skip_sensitive": 1}],
+                    "latency": {"batch_size": 32, "threads": 2, "rounds": 2}},
+            "qat": {"input": "train",
+                    "finetune": {"epochs": 1, **ft, "max_steps_per_epoch": 80,
+                                 "optimizer": {"name": "momentum", "lr": 0.005},
+                                 "schedule": {"name": "cosine"}}},
+            "prune": {"input": "train", "criterion": "fpgm", "flops_reduction": 0.5,
+                      "spread": "sensitivity", "sensitivity_samples": 500, "align": 8,
+                      "finetune": {"epochs": 2, **ft,
+                                   "optimizer": {"name": "momentum", "lr": 0.02,
+                                                 "weight_decay": 5e-4},
+                                   "schedule": {"name": "cosine"}}},
+            "export_pruned": {"type": "export"},
+            # Same student, same recipe, same seed: with the teacher and without it.
+            "student_kd": {"type": "distill", "input": "train", "student": STUDENT,
+                           "temperature": 4.0, "alpha": 0.9,
+                           "finetune": {"epochs": 2, **ft, "max_steps_per_epoch": 40,
+                                        "optimizer": {"name": "adam", "lr": 0.005},
+                                        "schedule": {"name": "cosine"}}},
+            "student_plain": {"type": "distill", "input": "train", "student": STUDENT,
+                              "alpha": 0.0,
+                              "finetune": {"epochs": 2, **ft, "max_steps_per_epoch": 40,
+                                           "optimizer": {"name": "adam", "lr": 0.005},
+                                           "schedule": {"name": "cosine"}}},
+        },
+        "evaluate": {"targets": []},
+    }
+
+
+def quick_config(work_dir: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import tiny_config
+
+    cfg = tiny_config(work_dir, name="bench_compression_quick")
+    ft = {"epochs": 1, "progress_bar": False, "max_steps_per_epoch": 10}
+    student = {"arch": "lenet", "width_mult": 0.5}
+    cfg["stages"] = {
+        "train": {"epochs": 2, "optimizer": {"name": "adam", "lr": 0.01}, "progress_bar": False},
+        "export": {},
+        "ptq": {"algo": "abs_max", "max_accuracy_drop": 0.5, "search": "all",
+                "calibration": {"count": 64}, "evaluation": {"count": 100},
+                "candidates": [{"algo": "abs_max"}, {"algo": "avg"}],
+                "latency": {"batch_size": 8, "iters": 10, "max_seconds": 0.3, "rounds": 1}},
+        "qat": {"input": "train", "finetune": ft, "verify_int8": False},
+        "prune": {"input": "train", "flops_reduction": 0.4, "spread": "uniform",
+                  "finetune": ft},
+        "export_pruned": {"type": "export"},
+        "student_kd": {"type": "distill", "input": "train", "student": student,
+                       "finetune": ft},
+        "student_plain": {"type": "distill", "input": "train", "student": student,
+                          "alpha": 0.0, "finetune": ft},
+    }
+    cfg["evaluate"]["targets"] = []
+    return cfg
+
+
+def variants(arts: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(variant, backend, artifact) measured side by side."""
+    algo = arts["ptq"].manifest.quantization.get("algo", "?")
+    return [("fp32", "paddle_inference", arts["export"]),
+            (f"int8-ptq-{algo}", "paddle_inference", arts["ptq"]),
+            ("int8-qat", "paddle_inference", arts["qat"]),
+            ("pruned-50", "paddle_inference", arts["export_pruned"]),
+            ("student-kd", "eager", arts["student_kd"]),
+            ("student-plain", "eager", arts["student_plain"])]
+
+
+def measure(arts: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
+    import numpy as np
+
+    from paddleopt.deploy.accuracy import accuracy, eval_data
+    from paddleopt.deploy.bench import measure_latency
+    from paddleopt.deploy.predictor import load_predictor
+    from paddleopt.stages._int8 import _stderr_muted
+
+    threads = 1 if quick else 2
+    batches = [1, 8] if quick else [1, 32]
+    rounds = 1 if quick else 3
+    timing = dict(warmup=2, iters=10, max_seconds=0.5) if quick else \
+        dict(warmup=10, iters=150, max_seconds=4.0)
+    data = eval_data(arts["export"], 300 if quick else None)
+    assert data is not None
+    x, y = data
+    preds, acc = {}, {}
+    for name, backend, art in variants(arts):
+        with _stderr_muted():  # oneDNN INT8 pass summaries
+            options = {"threads": threads} if backend == "paddle_inference" else {}
+            preds[name] = load_predictor(art, backend, options)
+        acc[name] = accuracy(preds[name], x, y, 500)
+        print(f"{name}: accuracy {acc[name]:.4f} on {len(y)} test samples", flush=True)
+    best: dict[tuple[str, int], dict] = {}
+    for _ in range(rounds):  # alternate: every variant sees the same machine load
+        for name, backend, _art in variants(arts):
+            if backend == "eager":
+                continue  # the students are compared by accuracy; their speed is not a claim
+            for batch in batches:
+                feeds = [np.concatenate([f] * (batch // len(f) + 1))[:batch] for f in x]
+                t = measure_latency(preds[name], feeds, **timing)
+                key = (name, batch)
+                if key not in best or t["latency_ms"]["p50"] < best[key]["latency_ms"]["p50"]:
+                    best[key] = t
+    rows = []
+    for name, backend, art in variants(arts):
+        m = art.manifest
+        for batch in batches if backend != "eager" else [batches[-1]]:
+            t = best.get((name, batch))
+            if t is None:  # eager students: one quick timing for the row contract
+                feeds = [np.concatenate([f] * (batch // len(f) + 1))[:batch] for f in x]
+                t = measure_latency(preds[name], feeds, warmup=2, iters=20, max_seconds=1.0)
+            rows.append({
+                "model": m.model.get("arch", "resnet_small"), "variant": name,
+                "backend": backend, "precision": m.precision, "batch_size": batch,
+                "threads": threads if backend == "paddle_inference" else None,
+                "onednn": True if backend == "paddle_inference" else None,
+                "latency_ms": {k: round(t["latency_ms"][k], 4) for k in ("p50", "p90", "p99")},
+                "throughput_per_s": round(t["throughput_per_s"], 2), "accuracy": acc[name],
+                "size_bytes": art.size_bytes(), "peak_rss_mb": t["peak_rss_mb"],
+                "flops": m.metrics.get("flops"), "params": m.metrics.get("params"),
+                "stage": art.path.name, "eval_samples": int(len(y))})
+    return rows
+
+
+def summarize(rows: list[dict], arts: dict[str, Any]) -> dict[str, Any]:
+    def row(variant_prefix: str, batch: int) -> dict:
+        return next(r for r in rows if r["variant"].startswith(variant_prefix)
+                    and r["batch_size"] == batch)
+
+    batches = sorted({r["batch_size"] for r in rows if r["backend"] == "paddle_inference"})
+    small, big = batches[0], batches[-1]
+    fp32_b, ptq_b, qat_b = row("fp32", big), row("int8-ptq", big), row("int8-qat", big)
+    fp32_s, ptq_s = row("fp32", small), row("int8-ptq", small)
+    pr_b, pr_s = row("pruned", big), row("pruned", small)
+    prune_m = arts["prune"].manifest.metrics
+    kd, plain = row("student-kd", big), row("student-plain", big)
+    s = {
+        "ptq": {"variant": ptq_b["variant"],
+                f"throughput_ratio_b{big}": round(ptq_b["throughput_per_s"] /
+                                                  fp32_b["throughput_per_s"], 2),
+                f"latency_ratio_b{small}": round(fp32_s["latency_ms"]["p50"] /
+                                                 ptq_s["latency_ms"]["p50"], 2),
+                "fp32_accuracy": fp32_b["accuracy"], "int8_accuracy": ptq_b["accuracy"],
+                "accuracy_drop": round(fp32_b["accuracy"] - ptq_b["accuracy"], 5),
+                "chosen": arts["ptq"].manifest.metrics.get("chosen")},
+        "qat": {"accuracy": qat_b["accuracy"], "ptq_accuracy": ptq_b["accuracy"],
+                f"throughput_ratio_b{big}": round(qat_b["throughput_per_s"] /
+                                                  fp32_b["throughput_per_s"], 2),
+                "qat_ge_ptq": qat_b["accuracy"] >= ptq_b["accuracy"]},
+        "prune": {"flops_before": prune_m.get("flops_before"),
+                  "flops_after": prune_m.get("flops_after"),
+                  "flops_reduction": prune_m.get("flops_reduction"),
+                  "params_before": prune_m.get("params_before"),
+                  "params_after": prune_m.get("params_after"),
+                  f"latency_ratio_b{big}": round(fp32_b["latency_ms"]["p50"] /
+                                                 pr_b["latency_ms"]["p50"], 2),
+                  f"latency_ratio_b{small}": round(fp32_s["latency_ms"]["p50"] /
+                                                   pr_s["latency_ms"]["p50"], 2),
+                  "fp32_accuracy": fp32_b["accuracy"], "pruned_accuracy": pr_b["accuracy"],
+                  "accuracy_drop": round(fp32_b["accuracy"] - pr_b["accuracy"], 5),
+                  "mode": (prune_m.get("prune") or {}).get("mode")},
+        "distill": {"student": STUDENT, "kd_accuracy": kd["accuracy"],
+                    "plain_accuracy": plain["accuracy"],
+                    "teacher_accuracy": fp32_b["accuracy"],
+                    "kd_beats_plain": kd["accuracy"] > plain["accuracy"]},
+        "batch_sizes": [small, big],
+    }
+    s["checks"] = {
+        f"ptq throughput x{TARGETS['ptq_throughput_ratio_b32']} at batch {big}":
+            s["ptq"][f"throughput_ratio_b{big}"] >= TARGETS["ptq_throughput_ratio_b32"],
+        f"ptq faster at batch {small}": s["ptq"][f"latency_ratio_b{small}"] > 1.0,
+        "ptq accuracy drop <= 0.5 points":
+            s["ptq"]["accuracy_drop"] <= TARGETS["ptq_accuracy_drop_max"],
+        f"pruned latency x{TARGETS['prune_latency_ratio_min']} at batch {big}":
+            s["prune"][f"latency_ratio_b{big}"] >= TARGETS["prune_latency_ratio_min"],
+        "pruned accuracy drop <= 1 point":
+            s["prune"]["accuracy_drop"] <= TARGETS["prune_accuracy_drop_max"],
+        "distilled student beats plain student": s["distill"]["kd_beats_plain"],
+        "qat accuracy >= ptq accuracy": s["qat"]["qat_ge_ptq"],
+    }
+    return s
+
+
+def candidate_rows(arts: dict[str, Any]) -> list[dict[str, Any]]:
+    keep = ("name", "status", "accuracy", "accuracy_drop", "latency_ms", "fp32_latency_ms",
+            "speedup_vs_fp32", "reason", "skipped_layers")
+    return [{k: c.get(k) for k in keep if k in c}
+            for c in arts["ptq"].manifest.metrics.get("candidates", [])]
+
+
+def body(data: dict[str, Any]) -> list[str]:
+    s = data["summary"]
+    small, big = s["batch_sizes"]
+    pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
+    lines = [
+        "Model: resnet_small (BasicBlock stages, widths 48/96/192, depths 1/1/1) trained 2 "
+        "epochs on 20k MNIST training images; accuracies on the full 10k test split; Paddle "
+        f"Inference with oneDNN, {data['rows'][0]['threads']} threads, best p50 of 3 alternating "
+        "rounds. Students: LeNet x0.5, same recipe and seed, with (distill, T=4, alpha=0.9) and "
+        "without (alpha 0) the teacher.", "",
+        *rows_table(data["rows"], ("flops", "params")), "",
+        "| claim | measured | target | met |", "|---|---|---|---|",
+        f"| PTQ INT8 vs fp32 throughput, batch {big} | "
+        f"{s['ptq'][f'throughput_ratio_b{big}']}x ({s['ptq']['variant']}) | >= 2.5x (goal 3x) | "
+        f"{_yes(s['checks'], 'ptq throughput')} |",
+        f"| PTQ INT8 vs fp32 latency, batch {small} | {s['ptq'][f'latency_ratio_b{small}']}x | "
+        f"faster | {_yes(s['checks'], f'ptq faster at batch {small}')} |",
+        f"| PTQ accuracy drop | {pct(s['ptq']['accuracy_drop'])} "
+        f"({pct(s['ptq']['fp32_accuracy'])} -> {pct(s['ptq']['int8_accuracy'])}) | <= 0.5 "
+        f"points | {_yes(s['checks'], 'ptq accuracy drop')} |",
+        f"| Pruned (FLOPs -{pct(s['prune']['flops_reduction'] or 0)}) vs dense latency, batch "
+        f"{big} | {s['prune'][f'latency_ratio_b{big}']}x (batch {small}: "
+        f"{s['prune'][f'latency_ratio_b{small}']}x) | >= 1.6x | "
+        f"{_yes(s['checks'], 'pruned latency')} |",
+        f"| Pruned accuracy drop after fine-tuning | {pct(s['prune']['accuracy_drop'])} "
+        f"({pct(s['prune']['fp32_accuracy'])} -> {pct(s['prune']['pruned_accuracy'])}) | <= 1 "
+        f"point | {_yes(s['checks'], 'pruned accuracy')} |",
+        f"| Distilled vs plain student | {pct(s['distill']['kd_accuracy'])} vs "
+        f"{pct(s['distill']['plain_accuracy'])} | distilled higher | "
+        f"{_yes(s['checks'], 'distilled')} |",
+        f"| QAT vs PTQ accuracy | {pct(s['qat']['accuracy'])} vs "
+        f"{pct(s['qat']['ptq_accuracy'])} | QAT >= PTQ | {_yes(s['checks'], 'qat accuracy')} |",
+        "", f"Pruning: FLOPs {s['prune']['flops_before']:,} -> {s['prune']['flops_after']:,}, "
+        f"params {s['prune']['params_before']:,} -> {s['prune']['params_after']:,} "
+        f"({s['prune']['mode']}).", "",
+        "PTQ accuracy-aware search (held-out validation samples; each candidate's latency is "
+        "paired with an fp32 timing taken right next to it):", "",
+        "| candidate | status | accuracy | drop | p50 ms | speedup | reason |",
+        "|---|---|---|---|---|---|---|"]
+    for c in data.get("ptq_candidates", []):
+        lat = (c.get("latency_ms") or {}).get("p50")
+        lines.append(f"| {c['name']} | {c.get('status')} | "
+                     f"{'-' if c.get('accuracy') is None else pct(c['accuracy'])} | "
+                     f"{'-' if c.get('accuracy_drop') is None else pct(c['accuracy_drop'])} | "
+                     f"{'-' if lat is None else f'{lat:.3f}'} | "
+                     f"{c.get('speedup_vs_fp32', '-')} | {c.get('reason', '')} |")
+    if PLOT.is_file():
+        lines += ["", f"![PTQ candidates](images/{PLOT.name})"]
+    return lines
+
+
+def _yes(checks: dict[str, bool], prefix: str) -> str:
+    value = next(v for k, v in checks.items() if k.startswith(prefix))
+    return "yes" if value else "**no**"
+
+
+def main() -> None:
+    args = parse_args(SUITE, __doc__)
+    from paddleopt import api
+
+    if args.quick:
+        work = Path(tempfile.mkdtemp(prefix="bench_compression_"))
+        result = api.run(quick_config(work), evaluate=False)
+    else:
+        result = api.run(full_config(REPO / "work_dirs" / "bench_compression"), resume=True,
+                         evaluate=False)
+    arts = result.artifacts
+    rows = measure(arts, args.quick)
+    summary = summarize(rows, arts)
+    data = write_results(SUITE, rows, args.out, {"summary": summary,
+                                                 "ptq_candidates": candidate_rows(arts)})
+    print("\n".join(rows_table(rows, ("flops", "params"))))
+    for claim, met in summary["checks"].items():
+        print(f"{'MET ' if met else 'MISS'} {claim}")
+    if not args.quick and not args.no_docs:
+        plot = arts["ptq"].path / "candidates.png"
+        if plot.is_file():
+            PLOT.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(plot, PLOT)
+        render_section(SUITE, data, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""benchmarks/compression.py --quick writes rows in the shared benchmark contract."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+ROW_KEYS = {"model", "variant", "backend", "precision", "batch_size", "threads", "onednn",
+            "latency_ms", "throughput_per_s", "accuracy", "size_bytes", "peak_rss_mb"}
+
+
+def test_compression_quick(tmp_path):
+    out = tmp_path / "compression.json"
+    proc = subprocess.run([sys.executable, "benchmarks/compression.py", "--quick", "--no-docs",
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["suite"] == "compression" and data["machine"]["cores"] >= 1
+    variants = {r["variant"] for r in data["rows"]}
+    assert {"fp32", "int8-qat", "pruned-50", "student-kd", "student-plain"} <= variants
+    assert any(v.startswith("int8-ptq-") for v in variants)
+    for row in data["rows"]:
+        assert ROW_KEYS <= set(row)
+        assert row["latency_ms"]["p50"] > 0 and 0 <= row["accuracy"] <= 1
+    by = {(r["variant"], r["batch_size"]): r for r in data["rows"]}
+    assert by[("pruned-50", 8)]["flops"] < by[("fp32", 8)]["flops"]
+    assert by[("int8-qat", 8)]["precision"] == "int8"
+    s = data["summary"]
+    assert {"ptq", "qat", "prune", "distill", "checks"} <= set(s)
+    assert s["prune"]["flops_after"] < s["prune"]["flops_before"]
+    assert len(s["checks"]) == 7 and all(isinstance(v, bool) for v in s["checks"].values())
+    assert [c["name"] for c in data["ptq_candidates"]] == ["abs_max", "avg"]
