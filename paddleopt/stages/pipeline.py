@@ -162,6 +162,30 @@ def run(the_plan: Plan, resume: bool = False, until: str | None = None,
     """Execute the plan. Stops at the first failure with the stage, its folder and the cause."""
     work_dir = the_plan.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_work_dir(work_dir)
+    try:
+        return _run_locked(the_plan, resume, until, evaluate)
+    finally:
+        lock.close()
+
+
+def _lock_work_dir(work_dir: Path) -> Any:
+    """One run per work dir: two runs sharing `.NN_<id>.tmp` folders corrupt each other."""
+    import fcntl
+
+    handle = open(work_dir / ".lock", "w")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"another paddleopt run is using the work dir '{work_dir}'.",
+                        "wait for it to finish, or set a different work_dir "
+                        "(-o work_dir=...).") from None
+    return handle
+
+
+def _run_locked(the_plan: Plan, resume: bool, until: str | None, evaluate: bool) -> RunResult:
+    work_dir = the_plan.work_dir
     dump_yaml(the_plan.raw, work_dir / "config.resolved.yaml")
     result = RunResult(the_plan)
     parent: Artifact | None = None

@@ -37,3 +37,17 @@ def test_target_must_fit_an_artifact(tmp_path):
     cfg["evaluate"]["targets"] = [{"name": "ort", "backend": "onnxruntime"}]
     with pytest.raises(ConfigError, match="no stage produces a onnx artifact"):
         plan(cfg)
+
+
+def test_second_run_on_the_same_work_dir_is_refused(tmp_path):
+    from paddleopt.stages.pipeline import _lock_work_dir, run
+    from paddleopt.utils.errors import UserError
+
+    tmp_path.mkdir(exist_ok=True)
+    held = _lock_work_dir(tmp_path)  # as if another run were in progress
+    try:
+        with pytest.raises(UserError, match="another paddleopt run is using"):
+            run(plan(tiny_config(tmp_path)))
+    finally:
+        held.close()
+    assert not (tmp_path / "01_train").exists()
