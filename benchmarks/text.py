@@ -269,8 +269,8 @@ def _table(rows: list[dict]) -> list[str]:
 
 
 def _parallel_lines(parallel: list[dict]) -> list[str]:
-    lines = ["| preprocessing | texts | 1 worker texts/s | 2 workers texts/s | speedup | "
-             "identical |", "|---|---|---|---|---|---|"]
+    lines = [("| preprocessing | texts | 1 worker texts/s | 2 workers texts/s | speedup | "
+              "identical |"), "|---|---|---|---|---|---|"]
     for p in parallel:
         lines.append(f"| {p['preprocess']} | {p['texts']} | {p['texts_per_s_1_worker']} | "
                      f"{p['texts_per_s_2_workers']} | {p['speedup']}x | {p['identical']} |")
@@ -279,20 +279,23 @@ def _parallel_lines(parallel: list[dict]) -> list[str]:
 
 def _doc_body(data: dict) -> list[str]:
     acc = data["accuracy_test"]
-    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-    lines = [f"End to end = raw sentence -> label on Paddle Inference (oneDNN, {THREADS} thread "
-             "per predictor; preprocessing runs in the same thread, no token cache). Accuracy: "
-             "all 1,736 test sentences of chn_sentiment, also end to end.", "",
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    lines = [(f"End to end = raw sentence -> label on Paddle Inference (oneDNN, {THREADS} "
+              "thread per predictor; preprocessing runs in the same thread, no token cache). "
+              "Accuracy: all 1,736 test sentences of chn_sentiment, also end to end."), "",
              *_table(data["rows"]), "",
-             f"Test accuracy, end to end: teacher {fmt(acc['teacher_fp32'])}, student "
-             f"{fmt(acc['student_fp32'])}, int8 student {fmt(acc['student_int8'])}.", ""]
+             (f"Test accuracy, end to end: teacher {fmt(acc['teacher_fp32'])}, student "
+              f"{fmt(acc['student_fp32'])}, int8 student {fmt(acc['student_int8'])}."), ""]
     for batch, s in data["int8_vs_fp32"].items():
         lines.append(f"- {batch}: int8 vs fp32 end to end **{s['e2e_speedup']}x** sentences/s "
                      f"(model alone {s['model_speedup_p50']}x at p50), accuracy drop "
                      f"{s['accuracy_drop']:+.4f}.")
-    lines += ["", "Parallel preprocessing (training sentences, no cache; the 2-worker time "
-              "includes forking the workers and, with LAC, building a LAC predictor in each):",
-              "", *_parallel_lines(data["parallel_preprocessing"])]
+    lines += ["", ("Parallel preprocessing (training sentences, no cache; the 2-worker time "
+                   "includes forking the workers and, with LAC, building a LAC predictor in "
+                   "each):"), "", *_parallel_lines(data["parallel_preprocessing"])]
     return lines
 
 

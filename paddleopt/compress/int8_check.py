@@ -167,7 +167,7 @@ def int8_kernel_report(model_dir: str | Path, *, inputs: dict[str, Any] | None =
     """
     from paddleopt.artifact.program import find_model_files
 
-    model_dir = Path(model_dir)
+    model_dir = Path(model_dir).resolve()  # the probe runs in a temporary working directory
     model_file, params_file = find_model_files(model_dir)
     report: dict[str, Any] = {"int8_enabled": int8}
     report.update(program_quant_summary(model_file))

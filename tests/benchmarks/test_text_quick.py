@@ -16,8 +16,8 @@ TEXT_KEYS = {"preprocess_ms_p50", "model_ms_p50", "preprocess_share", "lac_share
 def test_text_quick(tmp_path):
     out = tmp_path / "text.json"
     proc = subprocess.run([sys.executable, "benchmarks/text.py", "--quick", "--no-docs",
-                           "--out", str(out)], cwd=REPO, capture_output=True, text=True,
-                          timeout=900)
+                           "--out", str(out)], check=False, cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["suite"] == "text" and data["machine"]["cores"] >= 1

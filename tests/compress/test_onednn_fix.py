@@ -76,3 +76,28 @@ def test_plain_cnn_is_left_alone(fp32_model_dir, tmp_path):
     report = quantize_post_static(fp32_model_dir, out, [np.zeros((4, 1, 8, 8), "float32")],
                                   algo="abs_max")
     assert report.onednn_fixes == [] and _skip_quant(out / "model.pdmodel") == []
+
+
+@pytest.mark.parametrize("onnx_format, fp32_convs", [(False, 0), (True, 2)])
+def test_qat_format_decides_whether_residual_blocks_stay_int8(onnx_format, fp32_convs,
+                                                               tmp_path):
+    """Why the qat stage defaults to onnx_format false: only the older format records the
+    activation ranges (out_threshold) of every layer, which oneDNN needs to keep the convs
+    that sum a residual branch in INT8."""
+    from paddleopt.compress.qat import QATConfig, quantize_for_training, save_int8_model
+    from paddleopt.models.registry import build_model
+
+    paddle.seed(0)
+    model = build_model({"arch": "resnet_small", "num_classes": 10, "in_channels": 1,
+                         "kwargs": {"widths": [8, 16, 16]}})
+    qat = quantize_for_training(model, QATConfig(onnx_format=onnx_format))
+    opt = paddle.optimizer.SGD(0.01, parameters=model.parameters())
+    model.train()
+    for _ in range(2):
+        model(paddle.rand([8, 1, 8, 8])).mean().backward()
+        opt.step()
+        opt.clear_grad()
+    summary = save_int8_model(qat, model, tmp_path, [{"name": "x", "shape": [-1, 1, 8, 8]}])
+    assert len(summary["onednn_fixes"]) == 1  # the residual pool, in both formats
+    kernels = int8_kernel_report(tmp_path)
+    assert kernels["fp32_convs"] == fp32_convs and kernels["int8_convs"] == 9 - fp32_convs

@@ -28,7 +28,10 @@ def test_int8_model_with_quant_ops(qat_art):
     assert m.kind == "inference" and m.precision == "int8"
     assert m.quantization["method"] == "qat" and m.quantization["quant_ops"] > 0
     summary = program_quant_summary(qat_art.file("model"))
-    assert summary["quant_op_types"].keys() >= {"quantize_linear", "dequantize_linear"}
+    # default onnx_format false: fake quant-dequant ops (and out_threshold attributes)
+    assert summary["quant_op_types"].keys() >= {
+        "fake_channel_wise_quantize_dequantize_abs_max",
+        "fake_quantize_dequantize_moving_average_abs_max"}
     assert summary["quantized_compute_ops"] == 4  # 2 convs + 2 linears
     assert m.metrics["latency"]["latency_ms"]["p50"] > 0
 

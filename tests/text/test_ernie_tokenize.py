@@ -6,7 +6,12 @@ import importlib.util
 import numpy as np
 import pytest
 
-from paddleopt.text.ernie import ErnieTextEncoder, TextPreprocess, TokenCache, check_text
+from paddleopt.text.ernie import (
+    ErnieTextEncoder,
+    TextPreprocess,
+    TokenCache,
+    check_text,
+)
 from paddleopt.utils.errors import UserError
 
 SENTENCES = [

@@ -265,8 +265,9 @@ SHRINK = ["data.train_subset=160", "data.eval_subset=32", "train.epochs=1",
           "data.preprocess.workers=0", "train.progress_bar=false", "evaluate.targets=[]"]
 
 
-@pytest.mark.parametrize("name", ["text_ernie_teacher", "text_sentiment"])
-def test_text_configs_plan_and_run_shrunk(tmp_path, name):
+@pytest.mark.parametrize("name", ["text_ernie_teacher", "text_sentiment",
+                                  "text_sentiment_distill"])
+def test_text_configs_plan_and_run_shrunk(tmp_path, name, request):
     from pathlib import Path
 
     from paddleopt import api
@@ -279,8 +280,40 @@ def test_text_configs_plan_and_run_shrunk(tmp_path, name):
     if "ptq" in config["stages"]:
         require_ptq_on_text()
     overrides = [*SHRINK, f"work_dir={tmp_path}", f"data.preprocess.cache_dir={tmp_path}/c"]
+    if "distill" in config["stages"]:
+        teacher = request.getfixturevalue("tiny_text_run").artifacts["train"]
+        overrides = [o for o in overrides if not o.startswith(("train.", "model."))]
+        overrides += [f"distill.teacher.artifact={teacher.path}", "distill.finetune.epochs=1",
+                      "distill.finetune.progress_bar=false",
+                      "distill.student.kwargs.hidden_size=16",
+                      "distill.student.kwargs.num_hidden_layers=1",
+                      "distill.student.kwargs.intermediate_size=32"]
     api.plan(config, overrides)
     result = api.run(config, overrides, evaluate=False)
     last = list(result.artifacts.values())[-1]
     out = api.infer(last.path, ["这个产品很好"])
+    assert out[0]["predictions"][0]["label"] in ("negative", "positive")
+
+
+@pytest.mark.skipif("distill" not in CATALOG, reason="no distill stage in the catalogue yet")
+def test_distill_text_student_from_teacher_checkpoint(tiny_text_run, tmp_path):
+    from paddleopt import api
+
+    teacher = tiny_text_run.artifacts["train"]
+    config = tiny_text_config(tmp_path)
+    config["stages"] = {
+        "distill": {"student": {"arch": "ernie_cls", "num_classes": 2,
+                                "kwargs": {"hidden_size": 16, "num_hidden_layers": 1,
+                                           "num_attention_heads": 2,
+                                           "max_position_embeddings": 64}},
+                    "teacher": {"artifact": str(teacher.path)},
+                    "finetune": {"epochs": 1, "optimizer": {"name": "adamw", "lr": 0.002},
+                                 "progress_bar": False}},
+        "export": {}}
+    result = api.run(config, evaluate=False)
+    student = result.artifacts["distill"]
+    assert student.manifest.metrics["teacher_accuracy"] is not None
+    assert student.manifest.metrics["params"] < teacher.manifest.metrics["params"]
+    assert student.manifest.preprocess == teacher.manifest.preprocess  # same tokenization
+    out = api.infer(result.artifacts["export"].path, ["这个产品很好"])
     assert out[0]["predictions"][0]["label"] in ("negative", "positive")
