@@ -261,6 +261,7 @@ def test_ptq_and_onnx_stages(tmp_path):
 
 SHRINK = ["data.train_subset=160", "data.eval_subset=32", "train.epochs=1",
           "model.kwargs.hidden_size=16", "model.kwargs.num_hidden_layers=1",
+          "model.kwargs.num_attention_heads=2",
           "model.kwargs.intermediate_size=32", "data.preprocess.max_seq_len=24",
           "data.preprocess.workers=0", "train.progress_bar=false", "evaluate.targets=[]"]
 
