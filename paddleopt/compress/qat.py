@@ -103,9 +103,13 @@ def save_int8_model(qat: Any, model: Any, out_dir: str | Path,
     training = model.training
     was_dynamic = paddle.in_dynamic_mode()
     model.eval()  # freeze the moving-average scales; BN/dropout in inference mode
+    from paddleopt.utils.jit import clear_trace_leftovers
+
+    clear_trace_leftovers()  # save_quantized_model traces with paddle.jit.save
     try:
         qat.save_quantized_model(model, str(out_dir / "model"), input_spec=spec)
     finally:
+        clear_trace_leftovers()
         if was_dynamic and not paddle.in_dynamic_mode():
             paddle.disable_static()
         if not had_forward_attr and "forward" in model.__dict__:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paddleopt.utils.errors import UserError
+from paddleopt.utils.jit import save_layer
 
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact
@@ -271,7 +272,7 @@ def untrained_program(model: dict[str, Any], inputs: list[Any], clip_extra: bool
     layer.eval()
     specs = [paddle.static.InputSpec(list(s.shape), s.dtype, s.name) for s in inputs]
     with tempfile.TemporaryDirectory(prefix="paddleopt_check_") as tmp:
-        paddle.jit.save(layer, f"{tmp}/model", input_spec=specs, clip_extra=clip_extra)
+        save_layer(layer, f"{tmp}/model", input_spec=specs, clip_extra=clip_extra)
         return read_program(f"{tmp}/model.pdmodel")
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from paddleopt.artifact import Artifact, Manifest
 from paddleopt.stages.base import Stage, StageContext
 from paddleopt.utils.errors import StageError
+from paddleopt.utils.jit import save_layer
 
 
 @dataclass
@@ -47,7 +48,7 @@ class ExportStage(Stage):
             if shape and not cfg.dynamic_batch:
                 shape[0] = cfg.batch_size
             specs.append(paddle.static.InputSpec(shape, spec.dtype, spec.name))
-        paddle.jit.save(model, str(out_dir / "model"), input_spec=specs,
+        save_layer(model, str(out_dir / "model"), input_spec=specs,
                         clip_extra=cfg.clip_extra)
         for leftover in out_dir.glob("model.pdiparams.info"):
             leftover.unlink()  # training-only metadata, not needed for inference

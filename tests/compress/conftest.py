@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from paddleopt.utils.imports import import_paddle
+from paddleopt.utils.jit import save_layer
 
 paddle = import_paddle()
 nn = paddle.nn
@@ -139,7 +140,7 @@ def fp32_model_dir(tmp_path_factory: pytest.TempPathFactory, trained_state: dict
     model.set_state_dict(trained_state)
     model.eval()
     out = tmp_path_factory.mktemp("fp32")
-    paddle.jit.save(model, str(out / "model"), input_spec=input_spec(IMAGE_SPEC))
+    save_layer(model, str(out / "model"), input_spec=input_spec(IMAGE_SPEC))
     return out
 
 
@@ -150,7 +151,7 @@ def two_input_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = TwoInputNet()
     model.eval()
     out = tmp_path_factory.mktemp("two_input")
-    paddle.jit.save(model, str(out / "model"), input_spec=input_spec([
+    save_layer(model, str(out / "model"), input_spec=input_spec([
         {"name": "image", "shape": [-1, 1, 8, 8], "dtype": "float32"},
         {"name": "feats", "shape": [-1, -1, 6], "dtype": "float32"}]))
     return out

@@ -12,6 +12,7 @@ from paddleopt.compress.onednn_fix import apply_onednn_int8_fixes, residual_pool
 from paddleopt.compress.ptq import quantize_post_static
 
 from .conftest import paddle, run_inference
+from paddleopt.utils.jit import save_layer
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def resnet_int8(tmp_path_factory):
                          "kwargs": {"widths": [8, 16, 16]}})
     model.eval()
     fp32 = tmp_path_factory.mktemp("resnet_fp32")
-    paddle.jit.save(model, str(fp32 / "model"), input_spec=[
+    save_layer(model, str(fp32 / "model"), input_spec=[
         paddle.static.InputSpec([None, 1, 8, 8], "float32", "x")])
     int8 = tmp_path_factory.mktemp("resnet_int8")
     rng = np.random.default_rng(0)

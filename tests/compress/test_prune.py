@@ -16,13 +16,14 @@ from paddleopt.compress.prune import (
 from paddleopt.utils.errors import UserError
 
 from .conftest import IMAGE_SPEC, TinyCNN, accuracy, input_spec, paddle
+from paddleopt.utils.jit import save_layer
 
 SHAPE = [1, 1, 8, 8]
 
 
 def _export(model, path: Path) -> Path:
     model.eval()
-    paddle.jit.save(model, str(path / "model"), input_spec=input_spec(IMAGE_SPEC))
+    save_layer(model, str(path / "model"), input_spec=input_spec(IMAGE_SPEC))
     return path
 
 

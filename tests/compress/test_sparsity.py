@@ -8,6 +8,7 @@ from paddleopt.compress.sparsity import GMPPhases, Sparsifier, measure_sparsity
 from paddleopt.utils.errors import UserError
 
 from .conftest import IMAGE_SPEC, TinyCNN, input_spec, nn, paddle
+from paddleopt.utils.jit import save_layer
 
 
 def _finetune(model, sparsifier: Sparsifier, steps: int, x, y, record=None) -> None:
@@ -49,7 +50,7 @@ def test_constant_ratio_reached_and_hooks_removed(trained_cnn, batch, tmp_path):
     fresh = TinyCNN()
     fresh.set_state_dict(trained_cnn.state_dict())
     fresh.eval()
-    paddle.jit.save(fresh, str(tmp_path / "model"), input_spec=input_spec(IMAGE_SPEC))
+    save_layer(fresh, str(tmp_path / "model"), input_spec=input_spec(IMAGE_SPEC))
     loaded = paddle.jit.load(str(tmp_path / "model"))
     w = [p.numpy() for p in loaded.parameters() if p.numpy().ndim == 4]
     assert sum((a == 0).sum() for a in w) / sum(a.size for a in w) > 0.5

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from paddleopt.artifact import IOSpec, Manifest, TensorSpec
 from paddleopt.utils.imports import import_paddle
+from paddleopt.utils.jit import save_layer
 
 paddle = import_paddle()
 IO = IOSpec(inputs=[TensorSpec("x", [-1, 1, 28, 28])], outputs=[TensorSpec("out", [-1, 10])])
@@ -36,7 +37,7 @@ def make_cnn(seed: int = 0, bn_stats: bool = True) -> TinyCNN:
 
 
 def save_inference(net: TinyCNN, folder: Path) -> Path:
-    paddle.jit.save(net, str(folder / "model"),
+    save_layer(net, str(folder / "model"),
                     input_spec=[paddle.static.InputSpec([-1, 1, 28, 28], "float32", "x")])
     Manifest(kind="inference", files={"model": "model.pdmodel", "params": "model.pdiparams"},
              io=IO).save(folder)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from paddleopt.utils.imports import import_paddle
+from paddleopt.utils.jit import save_layer
 
 paddle = import_paddle()
 nn = paddle.nn
@@ -110,7 +111,7 @@ BUILDERS = {"cnn": SmallCNN, "mbv2": MiniMobileNetV2, "shuffle": ShuffleNet,
 def save_model(layer: Any, folder: Path, chw: list[int]) -> Path:
     layer.eval()
     spec = [paddle.static.InputSpec([-1, *chw], "float32", "x")]
-    paddle.jit.save(layer, str(folder / "model"), input_spec=spec)  # clip_extra=True
+    save_layer(layer, str(folder / "model"), input_spec=spec)  # clip_extra=True
     (folder / "model.pdiparams.info").unlink(missing_ok=True)
     return folder
 

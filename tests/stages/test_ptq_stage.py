@@ -15,6 +15,7 @@ from paddleopt.stages.pipeline import plan
 from paddleopt.utils.errors import ConfigError, StageError, UserError
 from paddleopt.utils.imports import import_paddle
 from stage_helpers import QUICK_FT, run_stage
+from paddleopt.utils.jit import save_layer
 
 paddle = import_paddle()
 
@@ -69,7 +70,7 @@ def _two_input_model(folder):
     paddle.seed(3)
     model = TwoInputs()
     model.eval()
-    paddle.jit.save(model, str(folder / "model"), input_spec=[
+    save_layer(model, str(folder / "model"), input_spec=[
         paddle.static.InputSpec([None, 1, 8, 8], "float32", "image"),
         paddle.static.InputSpec([None, None, 6], "float32", "feats")])
     return folder
