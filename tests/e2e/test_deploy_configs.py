@@ -23,15 +23,21 @@ def test_deploy_config(config, tmp_path):
     manifests = {p.name: json.loads((p / "manifest.json").read_text())
                  for p in work.iterdir() if (p / "manifest.json").is_file()}
     assert set(manifests) == {"01_train", "02_export", "03_to_onnx", "04_to_lite_arm",
-                              "05_to_lite_x86"}
+                              "05_to_lite_x86", "06_ptq", "07_to_lite_arm_int8"}
     onnx, arm, x86 = (manifests[k]["checks"] for k in ("03_to_onnx", "04_to_lite_arm",
                                                        "05_to_lite_x86"))
     assert onnx["parity_onnxruntime_vs_paddle_inference_max_abs_diff"] <= 1e-4
     assert x86["parity_lite_vs_paddle_inference_max_abs_diff"] <= 1e-4
     assert arm["lite"]["target"] == "arm" and arm["nb_size_bytes"] > 0
+    # INT8: the PTQ model is int8, and opt chose int8 kernels for the ARM .nb (calib ops)
+    assert manifests["06_ptq"]["precision"] == "int8"
+    arm_int8 = manifests["07_to_lite_arm_int8"]["checks"]
+    assert arm_int8["lite"]["int8_kernels"] and arm_int8["nb_size_bytes"] < arm["nb_size_bytes"]
     if config.startswith("mobilenet"):
         assert arm["lite"]["compat_rewrite"]["relu6.threshold"] > 0
     report = json.loads((work / "report.json").read_text())
     accuracy = {r["variant"]: r["accuracy"] for r in report["deployments"]}
-    assert {"pi-onednn", "ort", "lite-x86"} <= set(accuracy)
-    assert max(accuracy.values()) - min(accuracy.values()) <= 0.01  # same model everywhere
+    assert {"pi-onednn", "ort", "lite-x86", "pi-onednn-int8"} <= set(accuracy)
+    fp32 = [v for k, v in accuracy.items() if k != "pi-onednn-int8"]
+    assert max(fp32) - min(fp32) <= 0.01  # the same fp32 model everywhere
+    assert accuracy["pi-onednn-int8"] >= accuracy["pi-onednn"] - 0.03  # tiny calibration set
