@@ -15,7 +15,8 @@ independent pieces of evidence are collected, in a subprocess:
 Why a subprocess: oneDNN reads ``ONEDNN_VERBOSE`` once, when it first runs, and prints from
 C to the process's stdout; only a fresh process gives a clean, complete, capturable log.
 
-``python -m paddleopt.compress.int8_check MODEL_DIR`` prints the report as JSON.
+``python -m paddleopt.compress.int8_check MODEL_DIR [--ops fc]`` prints the report as JSON
+(``--ops``: the op types given to ``enable_mkldnn_int8``, as ptq's ``onednn_int8_ops``).
 """
 from __future__ import annotations
 
@@ -145,7 +146,7 @@ def parse_onednn_verbose(text: str) -> dict[str, Any]:
 
 
 def int8_kernel_report(model_dir: str | Path, *, inputs: dict[str, Any] | None = None,
-                       int8: bool = True, threads: int = 1,
+                       int8: bool = True, int8_ops: list[str] | None = None, threads: int = 1,
                        timeout: float = 300) -> dict[str, Any]:
     """Run one inference with oneDNN (INT8 when ``int8``) in a subprocess and report.
 
@@ -154,6 +155,8 @@ def int8_kernel_report(model_dir: str | Path, *, inputs: dict[str, Any] | None =
         inputs: ``{input_name: array}`` to feed; default: random data with -1 dims set to 1
             (batch) or 8 (other dynamic dims); int inputs get zeros.
         int8: call ``enable_mkldnn_int8()`` (False shows what plain oneDNN does).
+        int8_ops: op types given to ``enable_mkldnn_int8`` (None: every quantized op), as
+            the artifact's ``quantization.onednn_int8_ops`` says to deploy it.
 
     Returns a dict with
         saved program: ``quant_ops``, ``quant_op_types``, ``quantized_compute_ops``,
@@ -163,17 +166,19 @@ def int8_kernel_report(model_dir: str | Path, *, inputs: dict[str, Any] | None =
         oneDNN verbose: ``int8_kernels`` / ``fp32_kernels`` (conv, inner_product, matmul
             primitives executed with s8/u8 vs f32 source), ``int8_convs``, ``fp32_convs``,
             ``kernels`` (primitive:src_dtype -> count), ``compute_impls``, ``isa``;
-        and ``int8_enabled``.
+        and ``int8_enabled``, ``int8_op_list`` (None = every quantized op).
     """
     from paddleopt.artifact.program import find_model_files
 
     model_dir = Path(model_dir).resolve()  # the probe runs in a temporary working directory
     model_file, params_file = find_model_files(model_dir)
-    report: dict[str, Any] = {"int8_enabled": int8}
+    report: dict[str, Any] = {"int8_enabled": int8,
+                              "int8_op_list": sorted(int8_ops) if int8 and int8_ops else None}
     report.update(program_quant_summary(model_file))
     with tempfile.TemporaryDirectory(prefix="paddleopt-int8-") as tmp:
         args = [sys.executable, "-m", "paddleopt.compress.int8_check", "--probe",
-                str(model_file), str(params_file or ""), tmp, str(threads), str(int(int8))]
+                str(model_file), str(params_file or ""), tmp, str(threads), str(int(int8)),
+                ",".join(int8_ops or [])]
         if inputs is not None:
             import numpy as np
 
@@ -199,7 +204,8 @@ def int8_kernel_report(model_dir: str | Path, *, inputs: dict[str, Any] | None =
     return report
 
 
-def _probe(model_file: str, params_file: str, tmp: str, threads: int, int8: bool) -> None:
+def _probe(model_file: str, params_file: str, tmp: str, threads: int, int8: bool,
+           int8_ops: list[str]) -> None:
     """Subprocess side: build a oneDNN predictor, save its optimized program, run once."""
     import gzip  # noqa: F401  (before paddle: see paddleopt.utils.imports)
     import zlib  # noqa: F401
@@ -212,7 +218,9 @@ def _probe(model_file: str, params_file: str, tmp: str, threads: int, int8: bool
     config = pi.Config(model_file, params_file) if params_file else pi.Config(
         str(Path(model_file).parent))
     config.enable_mkldnn()
-    if int8:
+    if int8 and int8_ops:
+        config.enable_mkldnn_int8(set(int8_ops))
+    elif int8:
         config.enable_mkldnn_int8()
     config.switch_ir_optim(True)
     config.set_cpu_math_library_num_threads(threads)
@@ -248,13 +256,18 @@ def _probe(model_file: str, params_file: str, tmp: str, threads: int, int8: bool
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--probe":
-        model_file, params_file, tmp, threads, int8 = argv[1:6]
-        _probe(model_file, params_file, tmp, int(threads), bool(int(int8)))
+        model_file, params_file, tmp, threads, int8, ops = argv[1:7]
+        _probe(model_file, params_file, tmp, int(threads), bool(int(int8)),
+               [o for o in ops.split(",") if o])
         return 0
+    ops = None
+    if len(argv) == 3 and argv[1] == "--ops":
+        ops, argv = [o for o in argv[2].split(",") if o], argv[:1]
     if len(argv) != 1:
-        print("usage: python -m paddleopt.compress.int8_check MODEL_DIR", file=sys.stderr)
+        print("usage: python -m paddleopt.compress.int8_check MODEL_DIR [--ops fc,matmul_v2]",
+              file=sys.stderr)
         return 2
-    print(json.dumps(int8_kernel_report(argv[0]), indent=2))
+    print(json.dumps(int8_kernel_report(argv[0], int8_ops=ops), indent=2))
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Every number here comes from Paddle Inference with oneDNN, the way ``paddleopt bench`` and the
 report run an artifact: INT8 artifacts get ``enable_mkldnn_int8()`` (backend option
-``onednn_int8: auto``), fp32 ones plain oneDNN.
+``onednn_int8: auto``) limited to the op types the artifact records
+(``quantization.onednn_int8_ops``), fp32 ones plain oneDNN.
 """
 from __future__ import annotations
 
@@ -127,27 +128,31 @@ def compare_outputs(reference: np.ndarray, got: np.ndarray) -> dict[str, float]:
 
 
 def verify_int8(model_dir: Path, ctx: StageContext, feeds: list[np.ndarray] | None = None,
-                names: list[str] | None = None) -> dict[str, Any]:
+                names: list[str] | None = None, int8_ops: list[str] | None = None
+                ) -> dict[str, Any]:
     """Run the model once under oneDNN INT8 in a subprocess (``compress.int8_check``) and
     fail when no INT8 kernel executes: a "quantized" model running fp32 is a bug, not a
-    result. Returns the evidence recorded in the manifest's checks."""
+    result. ``int8_ops`` limits INT8 to those op types, as the artifact will be deployed.
+    Returns the evidence recorded in the manifest's checks."""
     from paddleopt.compress.int8_check import int8_kernel_report
 
     inputs = None
     if feeds is not None and names is not None:
         inputs = {n: f[:1] for n, f in zip(names, feeds, strict=True)}
-    report = int8_kernel_report(model_dir, inputs=inputs)
+    report = int8_kernel_report(model_dir, inputs=inputs, int8_ops=int8_ops)
     keep = ("int8_kernels", "fp32_kernels", "int8_convs", "fp32_convs", "int8_ops",
-            "fp32_compute_ops", "quantized_compute_ops", "unquantized_compute_ops",
-            "compute_impls", "isa")
+            "int8_op_types", "fp32_compute_ops", "quantized_compute_ops",
+            "unquantized_compute_ops", "compute_impls", "isa", "kernels", "int8_op_list")
     summary = {k: report.get(k) for k in keep}
     ctx.log.info("[%s] oneDNN INT8 check: %s INT8 / %s fp32 compute kernels (%s)",
                  ctx.stage_id, summary["int8_kernels"], summary["fp32_kernels"],
                  ", ".join(summary["compute_impls"] or []) or "no compute primitive")
     if report.get("int8_kernels") and report.get("fp32_kernels"):
+        why = (f"INT8 is limited to {', '.join(int8_ops)} (onednn_int8_ops)" if int8_ops
+               else "skipped layers do, anything else costs speed")
         ctx.log.warning("[%s] %d compute kernel(s) still run fp32 under oneDNN INT8 (%s); "
-                        "skipped layers do, anything else costs speed", ctx.stage_id,
-                        report["fp32_kernels"], report.get("fp32_compute_op_types") or "-")
+                        "%s", ctx.stage_id, report["fp32_kernels"],
+                        report.get("fp32_compute_op_types") or "-", why)
     if not report.get("int8_kernels"):
         raise StageError(
             f"the quantized model in {model_dir} runs no INT8 kernel under Paddle Inference "

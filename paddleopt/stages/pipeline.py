@@ -147,14 +147,26 @@ def _check_targets(pipeline: PipelineConfig, steps: list[PlanStep], source: str)
 
 def fingerprint(step: PlanStep, parent_digest: str | None, pipeline: PipelineConfig) -> str:
     versions = stack_versions()
+    config = _omit_null(step.config_dict, step.stage.fingerprint_omit_null)
     return sha256_json({
-        "type": step.type, "stage_id": step.stage_id, "config": step.config_dict,
+        "type": step.type, "stage_id": step.stage_id, "config": config,
         # Only when set: work dirs made before `input:` existed keep their fingerprints.
         **({"input": step.input_id} if step.input_id is not None else {}),
         # model/data/seed shape every stage that trains or evaluates; include them all.
         "model": to_dict(pipeline.model), "data": to_dict(pipeline.data), "seed": pipeline.seed,
         "parent": parent_digest, "versions": versions,
     })
+
+
+def _omit_null(value: Any, keys: tuple[str, ...]) -> Any:
+    if not keys:
+        return value
+    if isinstance(value, dict):
+        return {k: _omit_null(v, keys) for k, v in value.items()
+                if not (k in keys and v is None)}
+    if isinstance(value, list):
+        return [_omit_null(v, keys) for v in value]
+    return value
 
 
 def run(the_plan: Plan, resume: bool = False, until: str | None = None,

@@ -68,6 +68,16 @@ def test_onednn_runs_int8_kernels(int8_dir):
     assert plain["int8_kernels"] == 0 and plain["fp32_convs"] == 3, plain
 
 
+def test_int8_limited_to_fc_ops(int8_dir, fp32_model_dir, digits):
+    """enable_mkldnn_int8({"fc"}): the linear head runs an INT8 inner_product, convs fp32."""
+    report = int8_kernel_report(int8_dir[0], int8_ops=["fc"])
+    assert report["int8_op_list"] == ["fc"]
+    assert report["int8_convs"] == 0 and report["fp32_convs"] == 3, report
+    int8_fc = sum(n for k, n in report["kernels"].items()
+                  if k.startswith("inner_product:") and k.split(":")[1] in ("s8", "u8"))
+    assert int8_fc >= 1 and report["int8_kernels"] == int8_fc, report
+
+
 @pytest.mark.parametrize("algo", ["mse", "avg", "abs_max",
                                   pytest.param("kl", marks=pytest.mark.slow)])
 def test_other_algos(algo, fp32_model_dir, digits, tmp_path):

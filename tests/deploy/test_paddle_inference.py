@@ -167,6 +167,39 @@ def test_int8_manifest_precision_reaches_the_predictor(cnn, tmp_path):
     assert np.abs(predictor.run([cnn["x"]])[0] - cnn["expected"]).max() < 1e-4
 
 
+def test_onednn_int8_ops_options_and_resolution():
+    opts = parse_options("paddle_inference", {"onednn_int8_ops": ["fc", "matmul_v2"]})
+    assert opts.onednn_int8_ops == ["fc", "matmul_v2"]
+    assert parse_options("paddle_inference", {}).onednn_int8_ops == "artifact"
+    for options, needle in [({"onednn_int8_ops": ["FC"]}, "did you mean 'fc'"),
+                            ({"onednn_int8_ops": []}, "empty list"),
+                            ({"onednn_int8_ops": "some"}, "onednn_int8_ops")]:
+        with pytest.raises(ConfigError, match=re.escape(needle)):
+            parse_options("paddle_inference", options)
+    resolve = pib.resolve_onednn_int8_ops
+    assert resolve(pib.Options(), ["fc"]) == ["fc"]  # default: what the artifact records
+    assert resolve(pib.Options(), None) is None  # nothing recorded: every quantized op
+    assert resolve(pib.Options(onednn_int8_ops="all"), ["fc"]) is None  # override: all
+    assert resolve(pib.Options(onednn_int8_ops=["matmul_v2", "fc"]), ["fc"]) == [
+        "fc", "matmul_v2"]
+    with pytest.raises(UserError, match="not an op type"):
+        resolve(pib.Options(), ["no_such_op"])
+
+
+def test_recorded_int8_ops_reach_the_predictor(cnn, tmp_path):
+    folder = copy_artifact(cnn["path"], tmp_path / "int8", precision="int8")
+    art = Artifact.open(folder)
+    art.manifest.quantization = {"method": "ptq", "onednn_int8_ops": ["fc"]}
+    art.manifest.save(folder)
+    assert load(folder, threads=1).describe()["onednn_int8_ops"] == ["fc"]
+    assert load(folder, threads=1, onednn_int8_ops="all").describe()["onednn_int8_ops"] == [
+        "all"]
+    assert load(cnn["path"], threads=1).describe()["onednn_int8_ops"] is None  # fp32
+    config = pib.build_config(folder / "model.pdmodel", folder / "model.pdiparams",
+                              pib.Options(), precision="int8", recorded_int8_ops=["fc"])
+    assert config.mkldnn_int8_enabled()
+
+
 # -- broken files ----------------------------------------------------------------------------
 def test_truncated_params_is_a_user_error_naming_the_file(cnn, tmp_path):
     folder = copy_artifact(cnn["path"], tmp_path / "truncated")

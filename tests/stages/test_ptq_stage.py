@@ -274,3 +274,131 @@ def test_wrong_calibration_npz_fails_at_plan(tiny_inference, tmp_path, arrays, m
     with pytest.raises(UserError, match=match):
         plan(cfg)
     assert not (tmp_path / "01_ptq").exists()
+
+
+# -- oneDNN INT8 op list (onednn_int8_ops) -------------------------------------------------
+@pytest.fixture(scope="module")
+def ptq_fc_art(tiny_inference, tmp_path_factory):
+    return run_stage("ptq", {"algo": "abs_max", "onednn_int8_ops": ["fc"],
+                             "calibration": {"count": 64, "batch_size": 32},
+                             "evaluation": {"count": 150}, "latency": QUICK_LATENCY},
+                     tiny_inference, tmp_path_factory.mktemp("ptq_fc"))
+
+
+def test_onednn_int8_ops_recorded_verified_and_applied(ptq_fc_art, ptq_art):
+    from paddleopt.deploy.predictor import load_predictor
+
+    m = ptq_fc_art.manifest
+    assert m.quantization["onednn_int8_ops"] == ["fc"]
+    assert ptq_art.manifest.quantization["onednn_int8_ops"] is None  # default: every op
+    int8 = m.checks["int8"]  # the check ran as deployed: fc -> INT8 inner_product, convs fp32
+    assert int8["int8_op_list"] == ["fc"] and int8["int8_convs"] == 0
+    assert int8["fp32_convs"] == 2 and int8["int8_kernels"] >= 1
+    assert any(k.startswith("inner_product:") and k.endswith(("s8", "u8"))
+               for k in int8["kernels"])
+    close = m.checks["int8_vs_fp32"]  # measured with the list: only the linear layers INT8
+    assert close["max_rel_diff"] < MAX_REL and close["top1_agreement"] >= AGREE
+    assert abs(m.metrics["accuracy_drop"]) <= 0.05
+    fc_only = load_predictor(ptq_fc_art, "paddle_inference", {"threads": 1})
+    assert fc_only.describe()["onednn_int8_ops"] == ["fc"]
+    every = load_predictor(ptq_fc_art, "paddle_inference",
+                           {"threads": 1, "onednn_int8_ops": "all"})
+    assert every.describe()["onednn_int8_ops"] == ["all"]
+    x = np.random.default_rng(0).random((16, *m.io.inputs[0].shape[1:])).astype("float32")
+    a, b = fc_only.run([x])[0], every.run([x])[0]
+    assert not np.allclose(a, b)  # the override really changes what runs INT8
+
+
+class TinyAttention(paddle.nn.Layer):
+    """Self-attention over [batch, seq, 8] features: q.k^T and a.v multiply activations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k, self.v = (paddle.nn.Linear(8, 8) for _ in range(3))
+        self.head = paddle.nn.Linear(8, 3)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        scores = paddle.matmul(self.q(x), self.k(x), transpose_y=True) / 8 ** 0.5
+        ctx = paddle.matmul(paddle.nn.functional.softmax(scores, axis=-1), self.v(x))
+        return self.head(ctx.mean(axis=1))
+
+
+@pytest.fixture(scope="module")
+def attention(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("attention")
+    paddle.seed(5)
+    model = TinyAttention()
+    model.eval()
+    save_layer(model, str(folder / "model"),
+               input_spec=[paddle.static.InputSpec([None, 6, 8], "float32", "x")])
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((96, 6, 8)).astype("float32")
+    with paddle.no_grad():
+        labels = model(paddle.to_tensor(x)).numpy().argmax(-1)
+    np.savez(folder / "data.npz", x=x, labels=labels)  # evaluation: inputs + labels
+    np.savez(folder / "calib.npz", x=x)  # calibration: inputs only
+    return folder
+
+
+def test_attention_model_gets_an_fc_only_candidate(attention, tiny_inference, tmp_path):
+    from paddleopt.artifact import Artifact
+    from paddleopt.stages.ptq import PTQConfig, PTQRun
+
+    cfg = PTQConfig(max_accuracy_drop=0.01)
+    assert PTQRun(cfg, Artifact.open(attention), tmp_path, None).has_activation_matmuls()
+    assert not PTQRun(cfg, tiny_inference, tmp_path, None).has_activation_matmuls()
+    names = [c.label(cfg.algo) for c in cfg.candidate_list(attention=True)]
+    assert names == ["hist", "mse", "avg", "hist-int8[fc]", "hist-skip1", "hist-skip2", "qat"]
+    assert "hist-int8[fc]" not in [c.label("hist") for c in cfg.candidate_list()]
+    fixed = PTQConfig(max_accuracy_drop=0.01, onednn_int8_ops=["fc"])
+    assert len(fixed.candidate_list(attention=True)) == 6  # the list already applies
+
+
+def test_search_falls_back_to_fc_only_int8(monkeypatch, attention, tmp_path):
+    """Every-op INT8 fails the budget (as for ERNIE); the fc-only candidate fits and is kept."""
+    from paddleopt.stages import ptq
+
+    fake = _Fake([0.5, 0.5, 0.5, 0.9], [1.5, 1.5, 1.5, 1.2])
+    monkeypatch.setattr(ptq._Run, "measure",
+                        lambda run, art, data, paired=True: fake(run, art, data, paired))
+    data, calib = str(attention / "data.npz"), str(attention / "calib.npz")
+    art = run_stage("ptq", {"model_dir": str(attention), "max_accuracy_drop": 0.01,
+                            "calibration": {"source": "npz", "path": calib, "batch_size": 16,
+                                            "count": 32},
+                            "evaluation": {"source": "npz", "path": data},
+                            "latency": QUICK_LATENCY}, None, tmp_path)
+    cands = art.manifest.metrics["candidates"]
+    assert [c["status"] for c in cands[:4]] == ["rejected"] * 3 + ["kept"]
+    assert cands[3]["onednn_int8_ops"] == ["fc"] and art.manifest.metrics["chosen"] == \
+        "hist-int8[fc]"
+    assert art.manifest.quantization["onednn_int8_ops"] == ["fc"]
+    assert art.manifest.checks["int8"]["int8_op_list"] == ["fc"]  # verified as deployed
+    assert art.manifest.checks["int8"]["int8_kernels"] >= 1
+
+
+def test_fc_only_int8_attention_model_close_to_fp32(attention, tmp_path):
+    from paddleopt.artifact import Artifact
+    from paddleopt.deploy.predictor import load_predictor
+
+    data, calib = str(attention / "data.npz"), str(attention / "calib.npz")
+    art = run_stage("ptq", {"model_dir": str(attention), "onednn_int8_ops": ["fc"],
+                            "calibration": {"source": "npz", "path": calib, "batch_size": 16,
+                                            "count": 64},
+                            "evaluation": {"source": "npz", "path": data},
+                            "latency": QUICK_LATENCY}, None, tmp_path)
+    close = art.manifest.checks["int8_vs_fp32"]
+    assert close["max_rel_diff"] < MAX_REL and close["top1_agreement"] >= AGREE, close
+    assert art.manifest.checks["int8"]["int8_kernels"] >= 4  # q, k, v, head as INT8 fc
+    x = np.load(data)["x"][:8]
+    pred = load_predictor(art, "paddle_inference", {"threads": 1})
+    ref = load_predictor(Artifact.open(attention), "paddle_inference", {"threads": 1}).run(
+        [x])[0]
+    assert np.abs(pred.run([x])[0] - ref).max() < MAX_REL * np.abs(ref).max()
+
+
+def test_bad_onednn_int8_ops_fails_at_plan(tmp_path):
+    cfg = tiny_config(tmp_path)
+    cfg["stages"] = {"train": {}, "export": {}, "ptq": {"onednn_int8_ops": ["FC"]}}
+    cfg["evaluate"]["targets"] = []
+    with pytest.raises(ConfigError, match="did you mean 'fc'"):
+        plan(cfg)

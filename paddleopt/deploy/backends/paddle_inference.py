@@ -12,6 +12,11 @@ Facts about Paddle 2.6.2 this module is written around (checked on the CPU wheel
 * A fresh Config already has oneDNN on; fp32 without oneDNN needs ``disable_mkldnn()``.
 * An INT8 (fake-quant) model on CPU needs ``enable_mkldnn()`` AND ``enable_mkldnn_int8()``;
   without the second it runs the fake-quant ops in fp32, 5-30x slower than plain fp32.
+* ``enable_mkldnn_int8(op_types)`` limits INT8 to those op types (the rest of the quantized
+  graph runs fp32). ERNIE needs it: with every quantized op INT8, its fused attention
+  matmuls (activation x activation) compute garbage (test accuracy 0.63 vs 0.81), with
+  ``{"fc"}`` it matches fp32 within 0.3 points (docs/TEXT.md). The ptq stage records the list
+  in the artifact (``quantization.onednn_int8_ops``) and ``load`` applies it.
 * On the CPU wheel ``enable_use_gpu()`` only logs "Please use PaddlePaddle with GPU version"
   and changes nothing (``use_gpu()`` stays False, the memory pool and device id keep their
   defaults), while ``enable_tensorrt_engine()`` raises "compile with TENSORRT". Hence the
@@ -128,6 +133,9 @@ class Options:
         onednn_int8: run quantized ops in INT8 (enable_mkldnn_int8). "auto" = on when the
             artifact's precision is int8. false on an int8 artifact runs the fake-quant ops in
             fp32 (accuracy debugging only: 5-30x slower than fp32).
+        onednn_int8_ops: which op types run INT8 under oneDNN INT8: "artifact" = the list the
+            artifact records (``quantization.onednn_int8_ops``, written by ptq; every quantized
+            op when it records none), "all" = every quantized op, or a list such as [fc].
         ir_optim: graph optimization passes (operator fusion etc.).
         memory_optim: reuse intermediate buffers (enable_memory_optim).
         ir_debug: dump the graph after every pass as .dot files into the working directory.
@@ -144,6 +152,7 @@ class Options:
     onednn: bool = True
     onednn_cache_capacity: int = 10
     onednn_int8: bool | Literal["auto"] = "auto"
+    onednn_int8_ops: Literal["artifact", "all"] | list[str] = "artifact"
     ir_optim: bool = True
     memory_optim: bool = True
     ir_debug: bool = False
@@ -162,6 +171,10 @@ class Options:
         if self.onednn_int8 is True and not self.onednn:
             return ("onednn_int8: true needs onednn: true (INT8 kernels are oneDNN kernels)",
                     "set onednn: true, or onednn_int8: auto/false.")
+        if isinstance(self.onednn_int8_ops, list):
+            problem = check_onednn_int8_ops(self.onednn_int8_ops)
+            if problem:
+                return problem
         if self.gpu_id < 0 or self.gpu_mem_mb <= 0:
             return "gpu_id must be >= 0 and gpu_mem_mb > 0", "fix the value."
         if not self.cudnn:
@@ -195,9 +208,12 @@ def load(artifact: Artifact, options: Options) -> PaddleInferencePredictor:
     model_file = artifact.file("model")
     params_file = artifact.file("params") if "params" in artifact.manifest.files else None
     precision = artifact.manifest.precision
-    config = build_config(model_file, params_file, options, precision)
-    return PaddleInferencePredictor(config, artifact.manifest.io.inputs, options, precision,
-                                    model_file=model_file, params_file=params_file)
+    recorded = (artifact.manifest.quantization or {}).get("onednn_int8_ops")
+    config = build_config(model_file, params_file, options, precision,
+                          recorded_int8_ops=recorded)
+    return PaddleInferencePredictor(
+        config, artifact.manifest.io.inputs, options, precision, model_file=model_file,
+        params_file=params_file, int8_ops=_int8_ops_in_use(options, precision, recorded))
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -219,6 +235,64 @@ def resolve_onednn_int8(options: Options, precision: str) -> bool:
                 "on purpose (accuracy debugging).")
         return precision == "int8" and options.onednn
     return bool(options.onednn_int8) and options.onednn
+
+
+# Op types Paddle 2.6.2's oneDNN quantization passes (cpu_quantize_placement/cpu_quantize)
+# can run in INT8. A name outside this list would make enable_mkldnn_int8 quantize nothing.
+ONEDNN_INT8_OP_TYPES = (
+    "conv2d", "depthwise_conv2d", "fused_conv2d", "conv2d_transpose", "fc", "matmul",
+    "matmul_v2", "fused_matmul", "mul", "pool2d", "concat", "prior_box", "transpose2",
+    "fused_transpose", "reshape2", "fused_reshape2", "slice", "split", "elementwise_add",
+    "elementwise_sub", "elementwise_mul", "fused_elementwise_add", "fused_elementwise_sub",
+    "fused_elementwise_mul", "nearest_interp", "nearest_interp_v2", "fusion_gru",
+    "fusion_lstm", "multi_gru", "scale", "sigmoid", "gelu", "relu", "softmax")
+
+
+def check_onednn_int8_ops(ops: list[str]) -> tuple[str, str] | None:
+    """(problem, fix) for an op-type list given to ``enable_mkldnn_int8``, or None."""
+    import difflib
+
+    if not ops:
+        return ("onednn_int8_ops is an empty list",
+                "give the op types to run INT8, e.g. [fc], or null/\"all\" for every "
+                "quantized op")
+    for op in ops:
+        if op not in ONEDNN_INT8_OP_TYPES:
+            close = difflib.get_close_matches(str(op).lower(), ONEDNN_INT8_OP_TYPES, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            return (f"onednn_int8_ops: '{op}' is not an op type oneDNN can run in INT8{hint}",
+                    f"use Paddle op types after fusion, e.g. [fc] for linear layers "
+                    f"(known: {', '.join(ONEDNN_INT8_OP_TYPES)})")
+    return None
+
+
+def resolve_onednn_int8_ops(options: Options, recorded: list[str] | None = None
+                            ) -> list[str] | None:
+    """The op types to run INT8 (None = every quantized op).
+
+    ``recorded`` is the artifact's ``quantization.onednn_int8_ops`` (None when it records
+    none); ``options.onednn_int8_ops`` ("artifact" by default) may override it.
+    """
+    if options.onednn_int8_ops == "all":
+        return None
+    if options.onednn_int8_ops == "artifact":
+        if recorded is None:
+            return None
+        problem = check_onednn_int8_ops(list(recorded))
+        if problem:
+            raise UserError(f"the artifact records {problem[0]}.",
+                            "re-run its ptq stage, or override it with the backend option "
+                            "onednn_int8_ops: all (or a list).")
+        return sorted(recorded)
+    return sorted(options.onednn_int8_ops)
+
+
+def _int8_ops_in_use(options: Options, precision: str, recorded: list[str] | None
+                     ) -> list[str] | None:
+    """What ``describe()`` reports: ["all"] or the list when INT8 is on, else None."""
+    if options.device != "cpu" or not resolve_onednn_int8(options, precision):
+        return None
+    return resolve_onednn_int8_ops(options, recorded) or ["all"]
 
 
 def require_device(options: Options) -> None:
@@ -247,7 +321,8 @@ def require_device(options: Options) -> None:
 
 
 def build_config(model_file: str | Path, params_file: str | Path | None, options: Options,
-                 precision: str = "fp32", *, check_device: bool = True) -> Any:
+                 precision: str = "fp32", *, check_device: bool = True,
+                 recorded_int8_ops: list[str] | None = None) -> Any:
     """Build a ``paddle.inference.Config`` from ``options``.
 
     Args:
@@ -259,6 +334,8 @@ def build_config(model_file: str | Path, params_file: str | Path | None, options
         check_device: check that the GPU/TensorRT options can run here. Tests turn
             it off to build GPU configs on a CPU-only machine and assert what Paddle makes
             of them.
+        recorded_int8_ops: the op types the artifact says to run INT8
+            (``quantization.onednn_int8_ops``); see ``Options.onednn_int8_ops``.
 
     Raises:
         UserError: missing or corrupt files, options this build cannot honour.
@@ -294,7 +371,7 @@ def build_config(model_file: str | Path, params_file: str | Path | None, options
     if options.device == "gpu":
         _configure_gpu(config, options, precision)
     else:
-        _configure_cpu(config, options, precision)
+        _configure_cpu(config, options, precision, recorded_int8_ops)
     return config
 
 
@@ -304,7 +381,8 @@ def _require_file(path: Path, role: str) -> None:
                         "pass the folder written by export (model.pdmodel + model.pdiparams).")
 
 
-def _configure_cpu(config: Any, options: Options, precision: str) -> None:
+def _configure_cpu(config: Any, options: Options, precision: str,
+                   recorded_int8_ops: list[str] | None = None) -> None:
     config.disable_gpu()
     int8 = resolve_onednn_int8(options, precision)
     if not options.onednn:
@@ -314,7 +392,11 @@ def _configure_cpu(config: Any, options: Options, precision: str) -> None:
     if hasattr(config, "set_mkldnn_cache_capacity"):  # bound only in oneDNN builds
         config.set_mkldnn_cache_capacity(options.onednn_cache_capacity)
     if int8:
-        config.enable_mkldnn_int8()
+        ops = resolve_onednn_int8_ops(options, recorded_int8_ops)
+        if ops is None:
+            config.enable_mkldnn_int8()
+        else:
+            config.enable_mkldnn_int8(set(ops))
 
 
 def _configure_gpu(config: Any, options: Options, precision: str) -> None:
@@ -448,12 +530,14 @@ class PaddleInferencePredictor(Predictor):
 
     def __init__(self, config: Any, inputs: list[TensorSpec], options: Options,
                  precision: str = "fp32", *, model_file: Path | None = None,
-                 params_file: Path | None = None, _predictor: Any = None) -> None:
+                 params_file: Path | None = None, int8_ops: list[str] | None = None,
+                 _predictor: Any = None) -> None:
         from paddle import inference
 
         self.config = config
         self.options = options
         self.precision = precision
+        self.int8_ops = int8_ops  # the Config has no getter for enable_mkldnn_int8's op set
         self.model_file = model_file or Path(config.prog_file())
         self.params_file = params_file or (Path(config.params_file())
                                            if config.params_file() else None)
@@ -515,11 +599,13 @@ class PaddleInferencePredictor(Predictor):
         """A predictor sharing the weights (Paddle's ``Predictor.clone``), for another thread."""
         return PaddleInferencePredictor(
             self.config, self._inputs, self.options, self.precision, model_file=self.model_file,
-            params_file=self.params_file, _predictor=self._predictor.clone())
+            params_file=self.params_file, int8_ops=self.int8_ops,
+            _predictor=self._predictor.clone())
 
     def describe(self) -> dict[str, Any]:
         info = describe_config(self.config)
         info.update(backend=self.backend, precision=self.precision,
+                    onednn_int8_ops=self.int8_ops if info["onednn_int8"] else None,
                     input_names=self._input_names, output_names=self._output_names)
         return info
 

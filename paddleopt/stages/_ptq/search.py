@@ -1,0 +1,215 @@
+"""The ptq stage's run: measure candidates against fp32 and choose one (see stages.ptq)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from paddleopt.artifact import Artifact, Manifest
+from paddleopt.stages._ptq.config import CandidateConfig, PTQConfig
+from paddleopt.stages._ptq.data import DataMixin
+from paddleopt.stages._ptq.layers import LayersMixin
+from paddleopt.stages._ptq.record import RecordMixin, pct
+from paddleopt.stages.base import StageContext
+from paddleopt.utils.errors import StageError, UserError
+
+
+class PTQRun(DataMixin, LayersMixin, RecordMixin):
+    """One execution of the ptq stage (state shared by the candidate measurements)."""
+
+    def __init__(self, cfg: PTQConfig, src: Artifact, out_dir: Path, ctx: StageContext) -> None:
+        self.cfg, self.src, self.out_dir, self.ctx = cfg, src, out_dir, ctx
+        self.data: Any = None
+        self.preprocess: dict[str, Any] = dict(src.manifest.preprocess)
+        self.sensitivity: dict[str, list[dict]] = {}  # algo -> ranked layers
+        self.made: dict[int, Artifact] = {}  # candidate index -> its (unsaved) artifact
+        self._fp32_pred: Any = None
+
+    # -- measuring ----------------------------------------------------------------------------
+    def fp32_predictor(self) -> Any:
+        from paddleopt.stages import _int8
+
+        if self._fp32_pred is None:
+            self._fp32_pred = _int8.predictor(self.src, self.cfg.latency.threads)
+        return self._fp32_pred
+
+    def measure(self, art: Artifact, data: Any, paired: bool = True) -> dict[str, Any]:
+        """Accuracy (when labelled data exists) and latency; with ``paired`` the fp32 model
+        is timed alternately with ``art`` and the speedup comes from that pair."""
+        from paddleopt.stages import _int8
+
+        pred = _int8.predictor(art, self.cfg.latency.threads)
+        out: dict[str, Any] = {}
+        if data is not None:
+            feeds, labels = data
+            out["accuracy"] = _int8.accuracy(pred, feeds, labels)
+        else:
+            from paddleopt.deploy.bench import make_feeds
+
+            feeds = make_feeds(pred.inputs, self.cfg.latency.batch_size)
+        if not paired:
+            out.update(_int8.timing(pred, feeds, self.cfg.latency))
+            return out
+        mine, fp32 = _int8.paired_timing(pred, self.fp32_predictor(), feeds, self.cfg.latency)
+        out.update(mine)
+        out["fp32_latency_ms"] = fp32["latency_ms"]
+        out["speedup_vs_fp32"] = round(fp32["latency_ms"]["p50"] / mine["latency_ms"]["p50"], 3)
+        return out
+
+    # -- the search ---------------------------------------------------------------------------
+    def execute(self) -> Manifest:
+        from paddleopt.compress.ptq import _check_skip
+
+        cfg, ctx = self.cfg, self.ctx
+        budget = cfg.max_accuracy_drop
+        # A wrong tensor name is a config mistake shared by every candidate: fail at once,
+        # with the list of quantizable ops and their inputs.
+        candidates = cfg.candidate_list(attention=self.has_activation_matmuls())
+        _check_skip(self.src.file("model"), [*cfg.skip_tensors, *(
+            t for c in candidates for t in c.skip_tensors)], cfg.quantizable_op_types)
+        data = self.eval_set()
+        if budget is not None and data is None:
+            raise StageError("max_accuracy_drop needs labelled evaluation data.",
+                             "set evaluation.source: pipeline or npz.")
+        baseline = self.measure(self.src, data, paired=False)
+        ctx.log.info("[%s] fp32 baseline: accuracy %s, p50 %.3f ms at batch %d", ctx.stage_id,
+                     pct(baseline.get("accuracy")), baseline["latency_ms"]["p50"],
+                     cfg.latency.batch_size)
+        results: list[dict[str, Any]] = []
+        chosen: dict[str, Any] | None = None
+        root = self.out_dir / "candidates"
+        for index, cand in enumerate(candidates):
+            label = cand.label(cfg.algo)
+            row: dict[str, Any] = {"index": index, "name": label, "algo": None if cand.qat
+                                   else (cand.algo or cfg.algo), "qat": cand.qat,
+                                   "skip_tensors": [], "skip_sensitive": cand.skip_sensitive,
+                                   "onednn_int8_ops": cand.onednn_int8_ops or
+                                   cfg.onednn_int8_ops}
+            results.append(row)
+            if chosen is not None and cfg.search == "first_fit":
+                row.update(status="not_tried", reason=f"'{chosen['name']}' already fits")
+                continue
+            folder = root / f"{index:02d}_{label}"
+            started = time.perf_counter()
+            try:
+                art = self.make_candidate(cand, folder, row)
+            except UserError as exc:
+                row.update(status="failed", reason=exc.message)
+                ctx.log.warning("[%s] candidate %s failed: %s", ctx.stage_id, label, exc)
+                continue
+            if art is None:
+                continue  # skipped, reason recorded
+            self.made[index] = art
+            row.update(self.measure(art, data))
+            row["seconds"] = round(time.perf_counter() - started, 1)
+            row["folder"] = str(folder.relative_to(self.out_dir))
+            if data is not None:
+                row["accuracy_drop"] = round(baseline["accuracy"] - row["accuracy"], 6)
+            fits = budget is None or row["accuracy_drop"] <= budget + 1e-12
+            row["fits_budget"] = fits
+            if budget is None:
+                row.update(status="fits", reason="single setting (no max_accuracy_drop)")
+            elif fits:
+                row.update(status="fits", reason=f"drop {pct(row['accuracy_drop'])} <= "
+                                                 f"budget {pct(budget)}")
+            else:
+                row.update(status="rejected", reason=f"drop {pct(row['accuracy_drop'])} > "
+                                                     f"budget {pct(budget)}")
+            ctx.log.info("[%s] candidate %-14s accuracy %s drop %s p50 %.3f ms (%.2fx): %s",
+                         ctx.stage_id, label, pct(row.get("accuracy")),
+                         pct(row.get("accuracy_drop")), row["latency_ms"]["p50"],
+                         row["speedup_vs_fp32"], row["status"])
+            if fits and chosen is None:
+                chosen = row
+        paired = [r["fp32_latency_ms"] for r in results if "fp32_latency_ms" in r]
+        if paired:  # the fp32 point of the plot/record: its best paired measurement
+            baseline["latency_ms"] = min(paired, key=lambda lat: lat["p50"])
+        fitting = [r for r in results if r.get("status") == "fits"]
+        if cfg.search == "all" and fitting:
+            # Speedups, not raw latencies: each is paired with an fp32 timing taken in the
+            # same minutes, so they compare across candidates on a shared machine.
+            fastest = max(r["speedup_vs_fp32"] for r in fitting)
+            near = [r for r in fitting if r["speedup_vs_fp32"] >= 0.97 * fastest]
+            chosen = max(near, key=lambda r: (r.get("accuracy") or 0.0, r["speedup_vs_fp32"]))
+            for r in fitting:
+                if r is not chosen:
+                    r.update(reason=r["reason"] + "; not chosen: "
+                             f"'{chosen['name']}' is faster or as fast and more accurate")
+        if chosen is not None:
+            chosen.update(chosen=True, status="kept")
+            if budget is not None:
+                chosen["reason"] += " -> chosen" + (" (first that fits)" if cfg.search ==
+                                                   "first_fit" else " (fastest that fits)")
+        self.write_record(results, baseline)
+        if chosen is None:
+            tried = "; ".join(f"{r['name']}: {r.get('reason')}" for r in results)
+            raise StageError(
+                f"no PTQ candidate fits max_accuracy_drop {pct(budget)} ({tried}).",
+                f"raise max_accuracy_drop, add candidates (skip_sensitive, qat), or calibrate "
+                f"with more data; what was tried: {self.out_dir / 'candidates.json'}")
+        return self.finish(chosen, results, baseline)
+
+    def make_candidate(self, cand: CandidateConfig, folder: Path, row: dict[str, Any]
+                       ) -> Artifact | None:
+        cfg = self.cfg
+        if cand.qat:
+            return self.make_qat(folder, row)
+        algo = cand.algo or cfg.algo
+        ops = cand.onednn_int8_ops or cfg.onednn_int8_ops
+        skip = list(dict.fromkeys([*cfg.skip_tensors, *cand.skip_tensors]))
+        if cand.skip_sensitive:
+            if not self.layers():
+                row.update(status="skipped", reason="no layer can stay fp32 (only "
+                           "convolutions can be skipped; see ptq layers)")
+                return None
+            sensitive = self.sensitive_layers(algo, cand.skip_sensitive)
+            row["skipped_layers"] = sensitive
+            skip = list(dict.fromkeys([*skip, *sensitive]))
+        row["skip_tensors"] = skip
+        ineffective = self.matmul_skips(skip)
+        if ineffective:
+            row["note"] = (f"skipping {', '.join(ineffective)} has no effect under oneDNN "
+                           f"INT8 (matmul/mul ops are fused into INT8 fc ops anyway)")
+            self.ctx.log.warning("[%s] %s", self.ctx.stage_id, row["note"])
+        report = self.quantize(folder, algo, skip)
+        quant = {"method": "ptq", "algo": algo, "skip_tensors": skip,
+                 "weight_quantize_type": report.weight_quantize_type,
+                 "onnx_format": report.onnx_format, "calibration": {
+                     "source": cfg.calibration.source, "batches": report.batches,
+                     "samples": report.samples},
+                 "quantizable_op_types": report.quantizable_op_types,
+                 "quant_ops": report.quant.get("quant_ops"),
+                 "quantized_compute_ops": report.quant.get("quantized_compute_ops"),
+                 "unquantized_compute_ops": report.quant.get("unquantized_compute_ops"),
+                 "onednn_fixes": report.onednn_fixes, "onednn_int8_ops": ops}
+        row["quantized_compute_ops"] = report.quant.get("quantized_compute_ops")
+        row["unquantized_compute_ops"] = report.quant.get("unquantized_compute_ops")
+        return self.int8_artifact(folder, quant)
+
+    def make_qat(self, folder: Path, row: dict[str, Any]) -> Artifact | None:
+        from paddleopt.stages import _int8
+        from paddleopt.stages._compress import resolve_artifact
+        from paddleopt.stages.qat import QATStageConfig, run_qat
+
+        cfg = self.cfg
+        if cfg.qat.checkpoint is not None:
+            ckpt = resolve_artifact(cfg.qat.checkpoint, self.ctx, "checkpoint")
+        else:
+            ckpt = _int8.newest_checkpoint_for(self.src, self.ctx)
+        if ckpt is None:
+            row.update(status="skipped", reason="QAT needs the checkpoint this model was "
+                       "exported from; none in this run (set qat.checkpoint)")
+            return None
+        row["checkpoint"] = str(ckpt.path)
+        qat_cfg = QATStageConfig(weight_quantize_type=cfg.weight_quantize_type,
+                                 onnx_format=cfg.qat.onnx_format, finetune=cfg.qat.finetune)
+        info = run_qat(ckpt, folder, self.pipeline_data(), qat_cfg, self.ctx)
+        program = info["program"]
+        quant = {"method": "qat", **info["config"], "checkpoint": str(ckpt.path),
+                 "quant_ops": program.get("quant_ops"),
+                 "quantized_compute_ops": program.get("quantized_compute_ops"),
+                 "unquantized_compute_ops": program.get("unquantized_compute_ops"),
+                 "onednn_fixes": program.get("onednn_fixes", []),
+                 "onednn_int8_ops": row["onednn_int8_ops"]}
+        row["quantized_compute_ops"] = program.get("quantized_compute_ops")
+        return self.int8_artifact(folder, quant)
