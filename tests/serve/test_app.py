@@ -129,3 +129,34 @@ def test_concurrent_requests_are_batched_and_split_back(server, tiny_inference):
     rows = after["batch_rows_total"] - before["batch_rows_total"]
     batches = after["batches"] - before["batches"]
     assert rows == len(xs) and batches < len(xs), (rows, batches)
+
+
+def test_keep_alive_requests_are_not_held_by_nagle(server):
+    """The listening socket is TCP with TCP_NODELAY: without it, asyncio leaves Nagle on and
+    every answer on a keep-alive connection waited for the client's delayed ACK (~40 ms)."""
+    import json
+    import socket
+    import time
+
+    from paddleopt.serve.server import bind_socket
+
+    probe = bind_socket("127.0.0.1", 0)
+    try:
+        assert probe.proto == socket.IPPROTO_TCP
+        assert probe.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        probe.close()
+    body = json.dumps({"inputs": {"x": sample(1).tolist()}}).encode()
+    head = (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    port = int(server.url.rsplit(":", 1)[1])
+    times = []
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        for _ in range(12):
+            started = time.perf_counter()
+            conn.sendall(head + body)
+            data = b""
+            while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+                data += conn.recv(65536)
+            times.append(time.perf_counter() - started)
+    assert sorted(times)[len(times) // 2] < 0.025, times  # ~1 ms; 40+ ms with Nagle
