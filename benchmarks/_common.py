@@ -64,6 +64,12 @@ def rows_table(rows: list[dict], extra_cols: tuple[str, ...] = ()) -> list[str]:
     return lines
 
 
+def _isa_flags(isa: dict | list) -> str:
+    """The ISA extensions the CPU has (the machine record maps every flag to true/false)."""
+    flags = [k for k, v in isa.items() if v] if isinstance(isa, dict) else list(isa)
+    return ", ".join(flags) or "no ISA flags recorded"
+
+
 def render_section(suite: str, data: dict, body: Callable[[dict], list[str]]) -> None:
     """Replace this suite's section in docs/BENCHMARKS.md (other suites are untouched)."""
     doc = REPO / "docs" / "BENCHMARKS.md"
@@ -72,7 +78,7 @@ def render_section(suite: str, data: dict, body: Callable[[dict], list[str]]) ->
     m = data["machine"]
     section = [f"<!-- suite:{suite} -->", f"## {suite}", "",
                f"`python benchmarks/{suite}.py` on {data['created']}: {m.get('cpu', '?')}, "
-               f"{m.get('cores', '?')} cores ({', '.join(m.get('isa', []))}). Shared machine: "
+               f"{m.get('cores', '?')} cores ({_isa_flags(m.get('isa', {}))}). Shared machine: "
                f"read ratios, not absolute numbers.", "", *body(data), f"<!-- /suite:{suite} -->"]
     start, end = f"<!-- suite:{suite} -->", f"<!-- /suite:{suite} -->"
     if start in text and end in text:

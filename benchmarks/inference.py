@@ -114,9 +114,20 @@ def speedups(rows: list[dict]) -> dict:
     return out
 
 
+AIM_BATCH1 = 5.0  # the foundation issue's aim: tuned Paddle Inference >= 5x eager at batch 1
+
+
 def summary_lines(data: dict) -> list[str]:
-    return [f"- batch {k[5:]}: best deployment `{v['best']}` is **{v['speedup_vs_eager_p50']}x**"
-            f" faster than dygraph eager (p50 latency)." for k, v in data["summary"].items()]
+    lines = [f"- batch {k[5:]}: best deployment `{v['best']}` is **{v['speedup_vs_eager_p50']}x**"
+             f" faster than dygraph eager (p50 latency, best of {data.get('rounds', 1)} "
+             "alternating rounds)." for k, v in data["summary"].items()]
+    b1 = data["summary"].get("batch1")
+    if b1:
+        met = "met" if b1["speedup_vs_eager_p50"] >= AIM_BATCH1 else "NOT met in this run"
+        lines.append(f"- Aim: >= {AIM_BATCH1:g}x at batch 1: {met}. Eager at batch 1 is Python "
+                     "dispatch, so the ratio moves with the machine's load (4.7x in an earlier "
+                     "run with eager at 3.2 ms).")
+    return lines
 
 
 if __name__ == "__main__":
