@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from paddleopt.engine.config import OptimizerConfig, TrainConfig
+from paddleopt.stages.base import Stage
 from paddleopt.utils.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
@@ -36,6 +37,26 @@ def check_single_process(cfg: TrainConfig | None, where: str) -> None:
                           f"compression stages fine-tune in one process.",
                           "remove finetune.fleet.nproc/ips (train the model distributed in "
                           "the train stage instead).")
+
+
+class FinetuneStage(Stage):
+    """A stage that fine-tunes with ``config.finetune`` (prune, sparsify, distill, qat): the
+    plan-time check and the run preamble they share."""
+
+    def check(self, pipeline: Any, stage_id: str) -> None:
+        check_single_process(self.config.finetune, f"stages.{stage_id}")
+
+    @staticmethod
+    def prepare(src: Artifact | None, ctx: StageContext) -> tuple[Any, Any]:
+        """Seed, build the pipeline's data, then load the input checkpoint (None without an
+        input), in that order, so that runs are reproducible: ``(data, model)``."""
+        from paddleopt.data.loaders import build_data
+        from paddleopt.models.loading import load_checkpoint_model
+        from paddleopt.utils.seed import seed_everything
+
+        seed_everything(ctx.seed)
+        data = build_data(ctx.pipeline.data, ctx.seed)
+        return data, load_checkpoint_model(src) if src is not None else None
 
 
 def earlier_stages(pipeline: Any, stage_id: str) -> list[str]:

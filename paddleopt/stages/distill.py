@@ -17,8 +17,8 @@ from typing import Any
 
 from paddleopt.artifact import Artifact, Manifest
 from paddleopt.config.sections import ModelConfig
-from paddleopt.stages._compress import FinetuneConfig
-from paddleopt.stages.base import Stage, StageContext
+from paddleopt.stages._compress import FinetuneConfig, FinetuneStage
+from paddleopt.stages.base import StageContext
 from paddleopt.utils.errors import ConfigError, UserError
 
 
@@ -81,7 +81,7 @@ class DistillConfig:
         return None
 
 
-class DistillStage(Stage):
+class DistillStage(FinetuneStage):
     name = "distill"
     Config = DistillConfig
     consumes = ("checkpoint",)
@@ -91,12 +91,11 @@ class DistillStage(Stage):
 
     def check(self, pipeline: Any, stage_id: str) -> None:
         from paddleopt.models.registry import check_arch
-        from paddleopt.stages._compress import (check_artifact_ref, check_single_process,
-                                                earlier_stages)
+        from paddleopt.stages._compress import check_artifact_ref, earlier_stages
 
+        super().check(pipeline, stage_id)  # one process
         cfg: DistillConfig = self.config
         where = f"stages.{stage_id}"
-        check_single_process(cfg.finetune, where)
         has_input = bool(earlier_stages(pipeline, stage_id))
         if cfg.student is None and not has_input:
             raise ConfigError(f"{where}: distill has no student: it is the first stage and "
@@ -120,9 +119,7 @@ class DistillStage(Stage):
 
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
         from paddleopt.compress.distill import Distiller
-        from paddleopt.data.loaders import build_data
         from paddleopt.engine.loop import count_params, evaluate
-        from paddleopt.models.loading import load_checkpoint_model
         from paddleopt.models.registry import build_model, model_spec
         from paddleopt.stages._compress import checkpoint_manifest, finetune, fit_metrics
         from paddleopt.utils.imports import import_paddle
@@ -130,19 +127,18 @@ class DistillStage(Stage):
 
         paddle = import_paddle()
         cfg: DistillConfig = self.config
-        seed_everything(ctx.seed)
-        data = build_data(ctx.pipeline.data, ctx.seed)
+        if cfg.student is None and src is None:
+            raise UserError("distill has no student checkpoint.", "give a student spec.")
         # The student is built first, right after seeding, so that its initial weights do
         # not depend on the teacher (alpha 0, the no-teacher baseline, starts identically).
+        data, student = self.prepare(None if cfg.student is not None else src, ctx)
         if cfg.student is not None:
             spec = model_spec(cfg.student)
             student = build_model(spec)
             student_src = None  # a new network: its lineage starts here
         else:
-            if src is None:
-                raise UserError("distill has no student checkpoint.", "give a student spec.")
+            assert src is not None
             spec = dict(src.manifest.model)
-            student = load_checkpoint_model(src)
             student_src = src
         labels_only = cfg.alpha == 0 and not cfg.feature_pairs
         teacher, teacher_ref = (None, None) if labels_only else self._teacher(src, ctx)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from paddleopt.artifact import Artifact, Manifest
-from paddleopt.stages._compress import FinetuneConfig
-from paddleopt.stages.base import Stage, StageContext
+from paddleopt.stages._compress import FinetuneConfig, FinetuneStage
+from paddleopt.stages.base import StageContext
 
 
 @dataclass
@@ -69,33 +69,24 @@ class PruneConfig:
         return None
 
 
-class PruneStage(Stage):
+class PruneStage(FinetuneStage):
     name = "prune"
     Config = PruneConfig
     consumes = ("checkpoint",)
     produces = "checkpoint"
     extras = ("slim",)
 
-    def check(self, pipeline: Any, stage_id: str) -> None:
-        from paddleopt.stages._compress import check_single_process
-
-        check_single_process(self.config.finetune, f"stages.{stage_id}")
-
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
         import json
 
         from paddleopt.compress.prune import prune_filters
-        from paddleopt.data.loaders import build_data
-        from paddleopt.models.loading import PRUNED_SHAPES, load_checkpoint_model
+        from paddleopt.models.loading import PRUNED_SHAPES
         from paddleopt.stages._compress import (accuracy_of, checkpoint_manifest, finetune,
                                                 fit_metrics, held_out, input_shape)
-        from paddleopt.utils.seed import seed_everything
 
         assert src is not None
         cfg: PruneConfig = self.config
-        seed_everything(ctx.seed)
-        data = build_data(ctx.pipeline.data, ctx.seed)
-        model = load_checkpoint_model(src)
+        data, model = self.prepare(src, ctx)
         original = {k: list(v.shape) for k, v in model.state_dict().items()}
         val_x, val_y = held_out(data, cfg.sensitivity_samples)
         score = (lambda m: accuracy_of(m, val_x, val_y))  # noqa: E731

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from paddleopt.artifact import Artifact, Manifest
-from paddleopt.stages._compress import FinetuneConfig
+from paddleopt.stages._compress import FinetuneConfig, FinetuneStage
 from paddleopt.stages._int8 import LatencyConfig
-from paddleopt.stages.base import Stage, StageContext
+from paddleopt.stages.base import StageContext
 
 LayerType = Literal["Conv2D", "Linear", "Conv2DTranspose"]
 
@@ -63,26 +63,17 @@ class QATStageConfig:
         return None
 
 
-class QATStage(Stage):
+class QATStage(FinetuneStage):
     name = "qat"
     Config = QATStageConfig
     consumes = ("checkpoint",)
     produces = "inference"
     extras = ("slim",)
 
-    def check(self, pipeline: Any, stage_id: str) -> None:
-        from paddleopt.stages._compress import check_single_process
-
-        check_single_process(self.config.finetune, f"stages.{stage_id}")
-
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
-        from paddleopt.data.loaders import build_data
-        from paddleopt.utils.seed import seed_everything
-
         assert src is not None
         cfg: QATStageConfig = self.config
-        seed_everything(ctx.seed)
-        data = build_data(ctx.pipeline.data, ctx.seed)
+        data, _ = self.prepare(None, ctx)  # run_qat loads the checkpoint (ptq calls it too)
         info = run_qat(src, out_dir, data, cfg, ctx)
         return finish_int8_manifest(src, out_dir, data, cfg.eval_samples, cfg.verify_int8,
                                     cfg.latency, ctx, info)

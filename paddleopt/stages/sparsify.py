@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from paddleopt.artifact import Artifact, Manifest
-from paddleopt.stages._compress import FinetuneConfig
-from paddleopt.stages.base import Stage, StageContext
+from paddleopt.stages._compress import FinetuneConfig, FinetuneStage
+from paddleopt.stages.base import StageContext
 
 
 @dataclass
@@ -61,33 +61,23 @@ class SparsifyConfig:
         return None
 
 
-class SparsifyStage(Stage):
+class SparsifyStage(FinetuneStage):
     name = "sparsify"
     Config = SparsifyConfig
     consumes = ("checkpoint",)
     produces = "checkpoint"
     extras = ("slim",)
 
-    def check(self, pipeline: Any, stage_id: str) -> None:
-        from paddleopt.stages._compress import check_single_process
-
-        check_single_process(self.config.finetune, f"stages.{stage_id}")
-
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
         import zlib
 
         from paddleopt.compress.sparsity import GMPPhases, Sparsifier, measure_sparsity
-        from paddleopt.data.loaders import build_data
-        from paddleopt.models.loading import load_checkpoint_model
         from paddleopt.stages._compress import (checkpoint_manifest, finetune, fit_metrics,
                                                 steps_per_run)
-        from paddleopt.utils.seed import seed_everything
 
         assert src is not None
         cfg: SparsifyConfig = self.config
-        seed_everything(ctx.seed)
-        data = build_data(ctx.pipeline.data, ctx.seed)
-        model = load_checkpoint_model(src)
+        data, model = self.prepare(src, ctx)
         total = steps_per_run(data, cfg.finetune)
         sparsifier = Sparsifier(
             model, cfg.ratio, schedule=cfg.schedule, total_steps=total, local=cfg.local,
