@@ -60,6 +60,10 @@ class DistillConfig:
         feature_pairs: {student sublayer: teacher sublayer} whose outputs are matched (MSE).
         feature_weight: weight of the summed feature losses.
         finetune: the training recipe of the student (train's keys).
+        train_subset: the student learns from only the first N images of the pipeline's
+            training data (labels and soft labels), while the teacher may have seen all of
+            them: the limited-labels regime where distillation pays most (see
+            docs/COMPRESSION.md). null: the whole training data.
     """
 
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -69,8 +73,12 @@ class DistillConfig:
     feature_pairs: dict[str, str] = field(default_factory=dict)
     feature_weight: float = 1.0
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    train_subset: int | None = None
 
     def validate(self) -> tuple[str, str] | None:
+        if self.train_subset is not None and self.train_subset < 1:
+            return (f"train_subset must be >= 1 or null, got {self.train_subset}",
+                    "use e.g. train_subset: 2000, or null for the whole training data")
         if self.temperature <= 0:
             return f"temperature must be > 0, got {self.temperature}", "use e.g. temperature: 4"
         if not 0 <= self.alpha <= 1:
@@ -132,6 +140,11 @@ class DistillStage(FinetuneStage):
         # The student is built first, right after seeding, so that its initial weights do
         # not depend on the teacher (alpha 0, the no-teacher baseline, starts identically).
         data, student = self.prepare(None if cfg.student is not None else src, ctx)
+        if cfg.train_subset is not None:
+            data = _subset(data, cfg.train_subset)
+        train_samples = len(data.train_split)
+        ctx.log.info("[%s] the student learns from %d training samples", ctx.stage_id,
+                     train_samples)
         if cfg.student is not None:
             spec = model_spec(cfg.student)
             student = build_model(spec)
@@ -173,7 +186,8 @@ class DistillStage(FinetuneStage):
             "teacher_params": count_params(teacher) if teacher is not None else None,
             "distill": {"teacher": teacher_ref, "temperature": cfg.temperature,
                         "alpha": cfg.alpha, "feature_pairs": dict(cfg.feature_pairs),
-                        "adapters": adapters}}, src=student_src)
+                        "adapters": adapters, "train_samples": train_samples}},
+            src=student_src)
 
     def _teacher(self, src: Artifact | None, ctx: StageContext) -> tuple[Any, str]:
         from paddleopt.artifact import IOSpec
@@ -193,3 +207,13 @@ class DistillStage(FinetuneStage):
         if src is None:
             raise UserError("distill has no teacher.", "set teacher.artifact.")
         return load_checkpoint_model(src), str(src.path)
+
+
+def _subset(data: Any, count: int) -> Any:
+    """The same data bundle with only the first ``count`` training samples (never more than
+    the pipeline's own ``data.train_subset``)."""
+    import dataclasses
+
+    limit = data.cfg.train_subset
+    cfg = dataclasses.replace(data.cfg, train_subset=min(count, limit or count))
+    return dataclasses.replace(data, cfg=cfg)

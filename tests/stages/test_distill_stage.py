@@ -33,6 +33,15 @@ def test_alpha_zero_is_the_no_teacher_baseline(tiny_checkpoint, tmp_path):
     assert m["teacher_accuracy"] is None and m["distill"]["teacher"] is None
 
 
+def test_train_subset_limits_what_the_student_learns_from(tiny_checkpoint, tmp_path):
+    art = run_stage("distill", {"student": STUDENT, "train_subset": 64, "finetune": QUICK_FT},
+                    tiny_checkpoint, tmp_path)
+    assert art.manifest.metrics["distill"]["train_samples"] == 64
+    # the teacher's own data is untouched: it is scored on the same eval split
+    assert art.manifest.metrics["teacher_accuracy"] == pytest.approx(
+        tiny_checkpoint.manifest.metrics["accuracy"])
+
+
 def test_teacher_by_stage_id_with_feature_pairs(tiny_checkpoint, tmp_path):
     # the input checkpoint is the student; the teacher is the earlier stage "train"
     art = run_stage("distill", {"teacher": {"artifact": "train"}, "alpha": 0.5,
@@ -68,6 +77,8 @@ def test_teacher_from_spec_and_weights(tiny_checkpoint, tmp_path):
      "does not exist"),
     ({"train": {}, "distill": {"student": STUDENT, "alpha": 1.5}}, r"alpha must be in \[0, 1\]"),
     ({"train": {}, "distill": {"student": STUDENT, "temperature": 0}}, "temperature must be > 0"),
+    ({"train": {}, "distill": {"student": STUDENT, "train_subset": 0}},
+     "train_subset must be >= 1"),
     ({"train": {}, "distill": {"student": {"arch": "resnet_huge"}}}, "unknown model.arch"),
 ])
 def test_bad_config_fails_at_plan(tmp_path, stages, match):
