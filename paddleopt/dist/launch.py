@@ -243,24 +243,34 @@ def distributed_overrides(the_plan: Any, nproc: int | None, ips: list[str] | Non
                           stage_types: tuple[str, ...] | None = None) -> list[str]:
     """``-o`` overrides that set fleet.nproc / fleet.ips on the stages that train.
 
-    ``stage_types`` limits them to those stage types (``paddleopt train`` -> train); stages
-    without a ``fleet`` section (export, ptq...) never run distributed.
+    ``stage_types`` limits them to those stage types (``paddleopt train`` -> train). Stages
+    with a ``fleet`` section (train) get ``fleet.*``; compression stages that fine-tune
+    (prune, sparsify, distill, qat with a ``finetune`` recipe) get ``finetune.fleet.*``;
+    the others (export, ptq...) never run distributed.
     """
     if nproc is None and not ips:
         return []
-    targets = [s for s in the_plan.steps if hasattr(s.stage.config, "fleet")
-               and (stage_types is None or s.type in stage_types)]
+    targets = []
+    for step in the_plan.steps:
+        if stage_types is not None and step.type not in stage_types:
+            continue
+        cfg = step.stage.config
+        if hasattr(cfg, "fleet"):
+            targets.append(f"stages.{step.stage_id}.fleet")
+        elif getattr(cfg, "finetune", None) is not None and hasattr(cfg.finetune, "fleet"):
+            targets.append(f"stages.{step.stage_id}.finetune.fleet")
     if not targets:
         kinds = "/".join(stage_types) if stage_types else "training"
         raise UserError(f"--nproc/--ips: the pipeline has no {kinds} stage that can run "
-                        f"distributed (only stages with a 'fleet' section do).",
-                        "drop --nproc/--ips, or add a train stage.")
+                        f"distributed (train, and compression stages that fine-tune).",
+                        "drop --nproc/--ips, or add a train stage (or give the compression "
+                        "stage a finetune recipe).")
     out = []
-    for step in targets:
+    for key in targets:
         if nproc is not None:
-            out.append(f"stages.{step.stage_id}.fleet.nproc={int(nproc)}")
+            out.append(f"{key}.nproc={int(nproc)}")
         if ips:
-            out.append(f"stages.{step.stage_id}.fleet.ips={json.dumps(list(ips))}")
+            out.append(f"{key}.ips={json.dumps(list(ips))}")
     return out
 
 

@@ -29,14 +29,14 @@ class FinetuneConfig(TrainConfig):
 
 
 def check_single_process(cfg: TrainConfig | None, where: str) -> None:
-    """Compression stages fine-tune through ``engine.loop.fit`` (accumulation and recompute
-    apply) but are not started under the launcher yet: refuse a multi-process request
-    instead of silently training in one process."""
+    """For fine-tuning that runs inside another stage (ptq's QAT fallback): that stage is not
+    started under the launcher, so refuse a multi-process request instead of silently
+    training in one process."""
     if cfg is not None and cfg.fleet.distributed:
         raise ConfigError(f"{where}.finetune.fleet asks for {cfg.fleet.world_size} processes; "
-                          f"compression stages fine-tune in one process.",
-                          "remove finetune.fleet.nproc/ips (train the model distributed in "
-                          "the train stage instead).")
+                          f"this fine-tuning runs inside the stage's own process.",
+                          "remove finetune.fleet.nproc/ips here, or run a qat stage (it "
+                          "fine-tunes distributed) instead of the fallback.")
 
 
 class FinetuneStage(Stage):
@@ -44,7 +44,27 @@ class FinetuneStage(Stage):
     plan-time check and the run preamble they share."""
 
     def check(self, pipeline: Any, stage_id: str) -> None:
-        check_single_process(self.config.finetune, f"stages.{stage_id}")
+        from paddleopt.dist.runtime import check_fleet
+
+        if self.config.finetune is not None:
+            check_fleet(self.config.finetune.fleet, pipeline.device,
+                        f"stages.{stage_id}.finetune")
+
+    def launch_if_distributed(self, src: Artifact | None, out_dir: Path, ctx: StageContext
+                              ) -> Manifest | None:
+        """With ``finetune.fleet.nproc``/``ips`` asking for several processes, run this stage
+        under ``paddle.distributed.launch`` (the same way ``train`` does) and return rank 0's
+        manifest; None in one process and inside the ranks, which run the stage themselves.
+
+        Every rank runs the whole stage: the deterministic parts (loading, pruning, the
+        sensitivity analysis, quantization wrappers) come out the same on every rank, ``fit``
+        shards the data and all-reduces the gradients, and only rank 0 writes files."""
+        from paddleopt.dist import launch_stage, needs_launch
+
+        cfg = self.config.finetune
+        if cfg is not None and needs_launch(cfg.fleet):
+            return launch_stage(self, src, out_dir, ctx, fleet=cfg.fleet)
+        return None
 
     @staticmethod
     def prepare(src: Artifact | None, ctx: StageContext) -> tuple[Any, Any]:
@@ -173,6 +193,14 @@ def checkpoint_manifest(model: Any, spec: dict[str, Any], data: Any, out_dir: Pa
     manifest.metrics.update(base)
     manifest.metrics.update(metrics)
     return manifest
+
+
+def rank_manifest(metrics: dict[str, Any]) -> Manifest:
+    """What a rank other than 0 returns: no files, its training metrics (the launcher collects
+    throughput from them; the artifact is rank 0's)."""
+    from paddleopt.artifact import Manifest
+
+    return Manifest(kind="checkpoint", files={}, metrics=dict(metrics))
 
 
 def fit_metrics(result: dict[str, Any]) -> dict[str, Any]:

@@ -101,9 +101,17 @@ class DistillStage(FinetuneStage):
         from paddleopt.models.registry import check_arch
         from paddleopt.stages._compress import check_artifact_ref, earlier_stages
 
-        super().check(pipeline, stage_id)  # one process
+        super().check(pipeline, stage_id)  # fleet options
         cfg: DistillConfig = self.config
         where = f"stages.{stage_id}"
+        if cfg.feature_pairs and cfg.finetune.fleet.distributed:
+            # DataParallel all-reduces the student's gradients only; the adapters that map
+            # student features to the teacher's would drift apart on each rank.
+            raise ConfigError(f"{where}: feature distillation (feature_pairs) runs in one "
+                              f"process; finetune.fleet asks for "
+                              f"{cfg.finetune.fleet.world_size}.",
+                              "remove finetune.fleet.nproc/ips, or distill logits only "
+                              "(feature_pairs: {}) across processes.")
         has_input = bool(earlier_stages(pipeline, stage_id))
         if cfg.student is None and not has_input:
             raise ConfigError(f"{where}: distill has no student: it is the first stage and "
@@ -133,6 +141,9 @@ class DistillStage(FinetuneStage):
         from paddleopt.utils.imports import import_paddle
         from paddleopt.utils.seed import seed_everything
 
+        launched = self.launch_if_distributed(src, out_dir, ctx)
+        if launched is not None:
+            return launched
         paddle = import_paddle()
         cfg: DistillConfig = self.config
         if cfg.student is None and src is None:

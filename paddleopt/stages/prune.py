@@ -84,7 +84,12 @@ class PruneStage(FinetuneStage):
         from paddleopt.stages._compress import (accuracy_of, checkpoint_manifest, finetune,
                                                 fit_metrics, held_out, input_shape)
 
+        from paddleopt.engine.loop import is_rank0
+
         assert src is not None
+        launched = self.launch_if_distributed(src, out_dir, ctx)
+        if launched is not None:
+            return launched
         cfg: PruneConfig = self.config
         data, model = self.prepare(src, ctx)
         original = {k: list(v.shape) for k, v in model.state_dict().items()}
@@ -98,8 +103,9 @@ class PruneStage(FinetuneStage):
             model, shapes if len(shapes) > 1 else shapes[0], criterion=cfg.criterion,
             ratios=cfg.ratios, flops_reduction=cfg.flops_reduction, spread=cfg.spread,
             eval_fn=score if cfg.spread == "sensitivity" else None,
+            # one writer: the other ranks compute the same sensitivities without a cache file
             sen_file=sen_file if cfg.flops_reduction is not None and
-            cfg.spread == "sensitivity" else None,
+            cfg.spread == "sensitivity" and is_rank0() else None,
             skip=cfg.skip, align=cfg.align, tolerance=cfg.tolerance,
             input_dtype=data.input_specs()[0].dtype)
         after_prune = score(model)
@@ -125,7 +131,7 @@ class PruneStage(FinetuneStage):
         prune_info = report.to_dict()
         sensitivities = prune_info.pop("sensitivities", None)
         prune_info.pop("shapes", None)  # the resized ones are in model.pruned_shapes
-        if sensitivities is not None:
+        if sensitivities is not None and is_rank0():
             (out_dir / "sensitivity.json").write_text(json.dumps(sensitivities, indent=1))
             files["sensitivity"] = "sensitivity.json"
         manifest = checkpoint_manifest(model, spec, data, out_dir, {

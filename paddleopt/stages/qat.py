@@ -71,17 +71,26 @@ class QATStage(FinetuneStage):
     extras = ("slim",)
 
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
+        from paddleopt.engine.loop import is_rank0
+        from paddleopt.stages._compress import rank_manifest
+
         assert src is not None
+        launched = self.launch_if_distributed(src, out_dir, ctx)
+        if launched is not None:
+            return launched
         cfg: QATStageConfig = self.config
         data, _ = self.prepare(None, ctx)  # run_qat loads the checkpoint (ptq calls it too)
-        info = run_qat(src, out_dir, data, cfg, ctx)
+        info = run_qat(src, out_dir, data, cfg, ctx, save=is_rank0())
+        if not is_rank0():
+            return rank_manifest(info["fit"])  # rank 0 saves, verifies and describes the model
         return finish_int8_manifest(src, out_dir, data, cfg.eval_samples, cfg.verify_int8,
                                     cfg.latency, ctx, info)
 
 
 def run_qat(src: Artifact, out_dir: Path, data: object, cfg: QATStageConfig,
-            ctx: StageContext) -> dict:
-    """QAT-fine-tune the checkpoint ``src`` and save the INT8 model into ``out_dir``."""
+            ctx: StageContext, save: bool = True) -> dict:
+    """QAT-fine-tune the checkpoint ``src`` and save the INT8 model into ``out_dir`` (not with
+    ``save=False``: the ranks other than 0 of a distributed run only train)."""
     from paddleopt.compress.qat import QATConfig, quantize_for_training, save_int8_model
     from paddleopt.models.loading import load_checkpoint_model
     from paddleopt.stages._compress import finetune, fit_metrics
@@ -96,6 +105,8 @@ def run_qat(src: Artifact, out_dir: Path, data: object, cfg: QATStageConfig,
         moving_rate=cfg.moving_rate, onnx_format=cfg.onnx_format))
     result = finetune(model, data, cfg.finetune, ctx)
     metrics = fit_metrics(result)
+    if not save:
+        return {"method": "qat", "fit": metrics}
     feeds, _ = data.eval_feeds(64)
     model.eval()
     with paddle.no_grad():

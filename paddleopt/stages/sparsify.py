@@ -75,7 +75,13 @@ class SparsifyStage(FinetuneStage):
         from paddleopt.stages._compress import (checkpoint_manifest, finetune, fit_metrics,
                                                 steps_per_run)
 
+        from paddleopt.engine.loop import is_rank0
+        from paddleopt.stages._compress import rank_manifest
+
         assert src is not None
+        launched = self.launch_if_distributed(src, out_dir, ctx)
+        if launched is not None:
+            return launched
         cfg: SparsifyConfig = self.config
         data, model = self.prepare(src, ctx)
         total = steps_per_run(data, cfg.finetune)
@@ -92,6 +98,8 @@ class SparsifyStage(FinetuneStage):
         # fit evaluated with the masks applied by hooks; finalize() baked the same zeros in,
         # so re-scoring would give the same accuracy. The numbers below are of the final model.
         per_param = measured.pop("per_param")
+        if not is_rank0():
+            return rank_manifest(fit_metrics(result))  # rank 0 writes the artifact
         ctx.log.info("[%s] sparsity %.4f of %d prunable weights (target %.4f)", ctx.stage_id,
                      measured["sparsity"], measured["prunable_params"], cfg.ratio)
         manifest = checkpoint_manifest(model, dict(src.manifest.model), data, out_dir, {

@@ -85,7 +85,7 @@ def test_unknown_layer_lists_the_prunable_ones(tiny_checkpoint, tmp_path):
     ({}, "exactly one of ratios or flops_reduction"),
     ({"flops_reduction": 0.5, "criterion": "l3"}, "'l3' is not allowed"),
     ({"flops_reduction": 0.5, "finetune": {"epochs": 0}}, "epochs must be >= 1"),
-    ({"flops_reduction": 0.5, "finetune": {"fleet": {"nproc": 2}}}, "fine-tune in one process"),
+    ({"flops_reduction": 0.5, "finetune": {"fleet": {"backend": "nccl"}}}, "nccl needs GPUs"),
 ])
 def test_bad_config_fails_at_plan(tmp_path, stage, match):
     cfg = tiny_config(tmp_path)
