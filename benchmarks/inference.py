@@ -1,6 +1,6 @@
 """Inference suite: the quickstart model on dygraph eager vs Paddle Inference without and with
-oneDNN (1 and 2 threads), batch 1 and 32, side by side in one process (3 alternating timing
-rounds, best p50 kept per deployment).
+oneDNN (1 and 2 threads; bfloat16 where the CPU has it), batch 1 and 32, side by side in one
+process (3 alternating timing rounds, best p50 kept per deployment).
 
     python benchmarks/inference.py            # trains/reuses work_dirs/quickstart (minutes)
     python benchmarks/inference.py --quick    # tiny digits model, seconds (used by tests)
@@ -22,6 +22,11 @@ def deployments(quick: bool) -> list[tuple[str, str, dict]]:
     for t in threads:
         out.append((f"pi-native-t{t}", "paddle_inference", {"onednn": False, "threads": t}))
         out.append((f"pi-onednn-t{t}", "paddle_inference", {"onednn": True, "threads": t}))
+    from paddleopt.deploy.backends.paddle_inference import cpu_has_bf16
+
+    if cpu_has_bf16():  # bfloat16 kernels (avx512_bf16/AMX): a Paddle Inference switch too
+        out.append(("pi-onednn-bf16-t1", "paddle_inference",
+                    {"onednn": True, "threads": 1, "onednn_bf16": True}))
     return out
 
 

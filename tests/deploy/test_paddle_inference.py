@@ -167,6 +167,27 @@ def test_int8_manifest_precision_reaches_the_predictor(cnn, tmp_path):
     assert np.abs(predictor.run([cnn["x"]])[0] - cnn["expected"]).max() < 1e-4
 
 
+@pytest.mark.skipif(not pib.cpu_has_bf16(), reason="needs avx512_bf16 or AMX")
+def test_onednn_bf16_runs_bfloat16_kernels(cnn):
+    predictor = load(cnn["path"], threads=1, onednn_bf16=True)
+    (out,) = predictor.run([cnn["x"]])
+    diff = np.abs(out - cnn["expected"]).max()
+    scale = np.abs(cnn["expected"]).max()
+    # bfloat16 keeps 8 mantissa bits: close to fp32, but not fp32 (which matches to 1e-6)
+    assert 1e-6 < diff < 0.05 * scale, (diff, scale)
+    assert (out.argmax(1) == cnn["expected"].argmax(1)).all()
+    assert predictor.describe()["onednn_bf16"] is True
+    assert load(cnn["path"], threads=1).describe()["onednn_bf16"] is False
+
+
+def test_onednn_bf16_refusals(cnn, tmp_path):
+    with pytest.raises(ConfigError, match="onednn_bf16: true needs onednn"):
+        parse_options("paddle_inference", {"onednn": False, "onednn_bf16": True})
+    model, params = cnn["path"] / "model.pdmodel", cnn["path"] / "model.pdiparams"
+    with pytest.raises(UserError, match="this artifact is int8"):
+        pib.build_config(model, params, pib.Options(onednn_bf16=True), precision="int8")
+
+
 def test_onednn_int8_ops_options_and_resolution():
     opts = parse_options("paddle_inference", {"onednn_int8_ops": ["fc", "matmul_v2"]})
     assert opts.onednn_int8_ops == ["fc", "matmul_v2"]
