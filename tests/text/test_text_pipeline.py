@@ -226,34 +226,33 @@ def test_bad_text_settings_are_config_errors(tmp_path, change, match):
         api.run(config, until="train", evaluate=False)
 
 
-def require_ptq_on_text() -> None:
-    """xfail (not fail) while paddleopt.stages._compress.held_out only knows image bundles;
-    it should call the bundle's ``val_feeds`` (TextDataBundle has it)."""
-    from paddleopt.stages._compress import held_out
-
-    bundle = build_data(parse(DataConfig, {"dataset": "chn_sentiment", "train_subset": 8,
-                                           "preprocess": {"type": "text"}}), 0)
-    try:
-        held_out(bundle, 2)
-    except AttributeError as exc:
-        pytest.xfail(f"ptq's held_out() cannot read text data yet ({exc})")
-
-
 @pytest.mark.skipif("ptq" not in CATALOG or "to_onnx" not in CATALOG,
                     reason="the ptq / to_onnx stages are not in the catalogue yet")
-def test_ptq_and_onnx_stages(tmp_path):
+def test_ptq_and_onnx_stages(tiny_text_run, tmp_path):
+    """As configs/text_sentiment*.yaml: ptq with INT8 on fc ops only, ONNX from the fp32
+    export. Added to the session's tiny run with resume (train/export are reused)."""
     from paddleopt import api
+    from paddleopt.deploy.predictor import load_predictor
+    from paddleopt.stages.ptq import PTQConfig, PTQRun
 
-    require_ptq_on_text()
-
-    config = tiny_text_config(tmp_path)
-    config["stages"]["ptq"] = {}
-    config["stages"]["to_onnx"] = {}
-    result = api.run(config, evaluate=False)
-    ptq, onnx = result.artifacts["ptq"], result.artifacts["to_onnx"]
+    config = tiny_text_config(tiny_text_run.plan.work_dir)
+    config["stages"]["ptq"] = {"onednn_int8_ops": ["fc"], "calibration": {"count": 64},
+                               "evaluation": {"count": 64},
+                               "latency": {"batch_size": 8, "iters": 3, "max_seconds": 0.2,
+                                           "rounds": 1}}
+    config["stages"]["to_onnx"] = {"input": "export"}
+    result = api.run(config, resume=True, evaluate=False)
+    assert result.skipped == ["train", "export"]
+    export, ptq, onnx = (result.artifacts[k] for k in ("export", "ptq", "to_onnx"))
     assert ptq.manifest.precision == "int8" and onnx.kind == "onnx"
-    assert ptq.manifest.checks["int8"]["quantized_compute_ops"] > 0  # the matmuls run INT8
-    assert ptq.manifest.preprocess == result.artifacts["export"].manifest.preprocess
+    assert onnx.manifest.precision == "fp32"
+    assert ptq.manifest.quantization["onednn_int8_ops"] == ["fc"]
+    int8 = ptq.manifest.checks["int8"]  # the linear layers run INT8 inner_product kernels
+    assert int8["int8_op_list"] == ["fc"] and int8["int8_kernels"] >= 4
+    assert ptq.manifest.checks["int8_vs_fp32"]["top1_agreement"] >= 0.9
+    assert ptq.manifest.preprocess == export.manifest.preprocess
+    assert PTQRun(PTQConfig(), export, tmp_path, None).has_activation_matmuls()  # attention
+    assert load_predictor(ptq, "paddle_inference").describe()["onednn_int8_ops"] == ["fc"]
     for art, backend in ((ptq, "paddle_inference"), (onnx, "onnxruntime")):
         out = api.infer(art.path, ["这个产品很好"], backend=backend)
         assert out[0]["predictions"][0]["label"] in ("negative", "positive")
@@ -278,8 +277,6 @@ def test_text_configs_plan_and_run_shrunk(tmp_path, name, request):
     missing = [s for s, c in config["stages"].items() if (c or {}).get("type", s) not in CATALOG]
     if missing:
         pytest.skip(f"stages {missing} are not in the catalogue yet")
-    if "ptq" in config["stages"]:
-        require_ptq_on_text()
     overrides = [*SHRINK, f"work_dir={tmp_path}", f"data.preprocess.cache_dir={tmp_path}/c"]
     if "distill" in config["stages"]:
         teacher = request.getfixturevalue("tiny_text_run").artifacts["train"]
@@ -289,6 +286,10 @@ def test_text_configs_plan_and_run_shrunk(tmp_path, name, request):
                       "distill.student.kwargs.hidden_size=16",
                       "distill.student.kwargs.num_hidden_layers=1",
                       "distill.student.kwargs.intermediate_size=32"]
+    if "ptq" in config["stages"]:  # quick measurements: the stage's logic, not its numbers
+        overrides += ["ptq.calibration.count=32", "ptq.evaluation.count=64",
+                      "ptq.latency.rounds=1", "ptq.latency.iters=3",
+                      "ptq.latency.max_seconds=0.2", "ptq.latency.batch_size=8"]
     api.plan(config, overrides)
     result = api.run(config, overrides, evaluate=False)
     last = list(result.artifacts.values())[-1]
