@@ -208,10 +208,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         current = service.manager.current
         print(f"serving {current.path} ({current.name}) on {url}  "
               f"[max batch {args.max_batch_size}, wait {args.max_wait_ms} ms, "
-              f"{args.workers} workers]", flush=True)
+              f"{args.workers} {args.executor} workers]", flush=True)
 
     api.serve(artifact, ready=ready, host=args.host, port=args.port, backend=args.backend,
-              options=_backend_options(args), workers=args.workers,
+              options=_backend_options(args), workers=args.workers, executor=args.executor,
               max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
               max_queue=args.max_queue, max_body_bytes=int(args.max_body_mb * (1 << 20)),
               max_request_rows=args.max_request_rows, cache_models=args.cache_models,
@@ -332,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--workers", type=int, default=2,
                    help="threads running batches, one predictor each")
+    p.add_argument("--executor", choices=("thread", "process"), default="thread",
+                   help="run the predictors in the server process (thread) or one child "
+                        "process per worker (process: Paddle Inference holds the GIL while "
+                        "it runs, so only processes run in parallel with each other and HTTP)")
     p.add_argument("--max-batch-size", type=int, default=32,
                    help="rows per model run (1: no dynamic batching)")
     p.add_argument("--max-wait-ms", type=float, default=2.0,

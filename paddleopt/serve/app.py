@@ -1,9 +1,12 @@
 """The HTTP layer (FastAPI): /predict, /health, /metrics, /reload.
 
 Every error answer is JSON ``{"error": ..., "fix": ...}`` with a 4xx status for client
-mistakes (400 unreadable body, 413 too large, 422 does not fit the model, 403 reload
-disabled, 501 text support missing), 503 when overloaded or no model, 504 on timeout and 500
-when the model itself fails on valid input.
+mistakes (400 unreadable body, 413 too large, 422 does not fit the model, 406 a one-array
+answer format for a multi-output model, 403 reload disabled, 501 text support missing), 503
+when overloaded or no model, 504 on timeout and 500 when the model itself fails on valid input.
+
+/predict takes JSON, or binary tensors by Content-Type (``inputs.BINARY_TYPES``: .npy, .npz,
+raw bytes + X-Shape), and answers JSON unless Accept names one of those binary types.
 """
 # No `from __future__ import annotations` here: FastAPI reads the route functions'
 # annotations at runtime (Request must be a real class, not the string "Request").
@@ -12,14 +15,15 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from paddleopt.serve.inputs import RequestError, parse_body, predictions
+from paddleopt.serve.inputs import (BINARY_TYPES, RequestError, parse_binary, parse_body,
+                                    predictions)
 
 if TYPE_CHECKING:
     from paddleopt.serve.server import Service
 
 
-async def read_json(request: Any, limit: int) -> Any:
-    """The decoded JSON body, refusing more than ``limit`` bytes before reading them all."""
+async def read_body(request: Any, limit: int) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes before reading them all."""
     length = request.headers.get("content-length")
     if length is not None:
         try:
@@ -40,11 +44,72 @@ async def read_json(request: Any, limit: int) -> Any:
     if size == 0:
         raise RequestError(400, "the request has an empty body.",
                            'send JSON, e.g. {"inputs": {"x": [[...]]}}.')
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_json(request: Any, limit: int) -> Any:
+    """The decoded JSON body, refusing more than ``limit`` bytes before reading them all."""
+    data = await read_body(request, limit)
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"the body is not valid JSON ({exc}).",
                            "send a JSON object with Content-Type: application/json.") from None
+
+
+def media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def accepted_type(header: str | None) -> str:
+    """The answer format: the first binary type named in Accept, else JSON."""
+    for part in (header or "").split(","):
+        kind = media_type(part)
+        if kind in BINARY_TYPES:
+            return kind
+    return "application/json"
+
+
+def query_top_k(value: str | None) -> int:
+    if value is None:
+        return 0
+    try:
+        top_k = int(value)
+        if top_k < 0:
+            raise ValueError
+    except ValueError:
+        raise RequestError(422, f"top_k must be a non-negative integer, got {value!r}.",
+                           "use e.g. ?top_k=3") from None
+    return top_k
+
+
+def binary_answer(kind: str, names: list[str], result: Any, version: str) -> Any:
+    """Outputs as .npy (one output), .npz (all, by name) or raw bytes (one output; shape and
+    dtype in X-Shape / X-Dtype)."""
+    import io
+
+    import numpy as np
+    from starlette.responses import Response
+
+    headers = {"X-Model-Version": version, "X-Batch-Rows": str(result.batch_rows),
+               "X-Batch-Requests": str(result.batch_requests),
+               "X-Outputs": ",".join(names)}
+    outputs = [np.ascontiguousarray(o) for o in result.outputs]
+    if kind != "application/x-npz" and len(outputs) != 1:
+        raise RequestError(406, f"{kind} carries one array; this model has {len(outputs)} "
+                           f"outputs ({', '.join(names)}).",
+                           "ask for Accept: application/x-npz (all outputs by name).")
+    if kind == "application/octet-stream":
+        out = outputs[0]
+        headers.update({"X-Shape": ",".join(str(d) for d in out.shape),
+                        "X-Dtype": out.dtype.name})
+        return Response(out.tobytes(), media_type=kind, headers=headers)
+    buf = io.BytesIO()
+    if kind == "application/x-npy":
+        np.save(buf, outputs[0], allow_pickle=False)
+    else:
+        np.savez(buf, **dict(zip(names, outputs)))
+    return Response(buf.getvalue(), media_type=kind, headers=headers)
 
 
 def create_app(service: "Service") -> Any:
@@ -65,14 +130,26 @@ def create_app(service: "Service") -> Any:
         started = time.perf_counter()
         status, queue_ms = 200, None
         try:
-            body = await read_json(request, cfg.max_body_bytes)
+            content_type = media_type(request.headers.get("content-type"))
+            answer_type = accepted_type(request.headers.get("accept"))
+            if content_type in BINARY_TYPES:
+                body: Any = await read_body(request, cfg.max_body_bytes)
+            else:  # JSON whatever the header says (curl -d sends a form content type)
+                body = await read_json(request, cfg.max_body_bytes)
             with service.manager.use() as version:  # pinned until the answer is ready
                 manifest = version.manifest
-                if isinstance(body, dict) and "images" in body:
+                if content_type in BINARY_TYPES:
+                    parsed = parse_binary(content_type, body, request.headers, manifest,
+                                          cfg.max_request_rows,
+                                          query_top_k(request.query_params.get("top_k")))
+                elif isinstance(body, dict) and "images" in body:
                     parsed = await run_in_threadpool(parse_body, body, manifest,
                                                      cfg.max_request_rows)
                 else:
                     parsed = parse_body(body, manifest, cfg.max_request_rows)
+                if parsed.top_k and answer_type != "application/json":
+                    raise RequestError(422, "top_k predictions come in a JSON answer only.",
+                                       "drop top_k, or ask for Accept: application/json.")
                 future = service.batcher.submit(version, parsed.feeds)
                 result = await asyncio.wait_for(asyncio.wrap_future(future),
                                                 cfg.request_timeout_s)
@@ -80,6 +157,8 @@ def create_app(service: "Service") -> Any:
             names = [s.name for s in manifest.io.outputs]
             if len(names) != len(result.outputs):
                 names = [f"output_{i}" for i in range(len(result.outputs))]
+            if answer_type != "application/json":
+                return binary_answer(answer_type, names, result, version.name)
             answer: dict[str, Any] = {
                 "model_version": version.name,
                 "outputs": {n: o.tolist() for n, o in zip(names, result.outputs)},

@@ -30,7 +30,9 @@ log = logging.getLogger("paddleopt.serve")
 class PredictorPool:
     """Up to ``size`` predictors of one loaded model, handed to one thread at a time."""
 
-    def __init__(self, factory: Callable[[], Any], size: int = 2) -> None:
+    def __init__(self, factory: Callable[[], Any], size: int = 2, prefill: bool = False) -> None:
+        """``prefill``: make all ``size`` predictors now (in parallel) instead of on first
+        concurrent use; for predictors that take seconds to make (executor processes)."""
         if size < 1:
             raise ValueError("pool size must be >= 1")
         self.size = size
@@ -43,6 +45,31 @@ class PredictorPool:
         self.cloned = 0  # predictors made by clone()
         self.loaded = 1  # predictors loaded from disk (clone not supported)
         self.closed = False
+        self._all = [self._base]  # every predictor made, to close them on unload
+        if prefill and size > 1:
+            self._prefill()
+
+    def _prefill(self) -> None:
+        made: list[Any] = []
+        errors: list[BaseException] = []
+
+        def make() -> None:
+            try:
+                made.append(self._new())
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=make, daemon=True) for _ in range(self.size - 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for predictor in made:
+            self._idle.put(predictor)
+        self._created += len(made)
+        if errors:
+            self.close()
+            raise errors[0]
 
     @property
     def base(self) -> Any:
@@ -52,10 +79,12 @@ class PredictorPool:
         try:
             predictor = self._base.clone()
             self.cloned += 1
-            return predictor
         except NotImplementedError:
+            predictor = self._factory()
             self.loaded += 1
-            return self._factory()
+        with self._lock:
+            self._all.append(predictor)
+        return predictor
 
     @contextlib.contextmanager
     def acquire(self, timeout: float | None = None) -> Iterator[Any]:
@@ -91,7 +120,17 @@ class PredictorPool:
                 self._idle.get_nowait()
             except queue.Empty:
                 break
+        with self._lock:
+            made, self._all = self._all, []
+        for predictor in made:  # executor processes end here; in-process ones are collected
+            close = getattr(predictor, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing a predictor failed")
         self._base = None
+        del made
         gc.collect()
 
     def stats(self) -> dict[str, Any]:
@@ -123,11 +162,13 @@ class PredictorCache:
     """Loaded artifacts, at most ``max_models`` of them, least recently used evicted first."""
 
     def __init__(self, max_models: int = 1, pool_size: int = 2,
-                 loader: Callable[[Any, str | None, dict], Any] | None = None) -> None:
+                 loader: Callable[[Any, str | None, dict], Any] | None = None,
+                 prefill: bool = False) -> None:
         if max_models < 1:
             raise ValueError("max_models must be >= 1")
         self.max_models = max_models
         self.pool_size = pool_size
+        self.prefill = prefill
         self._loader = loader
         self._entries: collections.OrderedDict[str, CacheEntry] = collections.OrderedDict()
         self._lock = threading.RLock()
@@ -158,7 +199,8 @@ class PredictorCache:
         # Load outside the lock: a slow load must not block requests on other models.
         self.misses += 1
         started = time.perf_counter()
-        pool = PredictorPool(lambda: self._load(artifact, backend, options), self.pool_size)
+        pool = PredictorPool(lambda: self._load(artifact, backend, options), self.pool_size,
+                             prefill=self.prefill)
         entry = CacheEntry(key, Path(artifact.path), artifact, pool,
                            load_seconds=time.perf_counter() - started, users=1)
         with self._lock:

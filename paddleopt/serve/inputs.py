@@ -9,11 +9,24 @@ Accepted bodies (one of):
 * ``{"texts": ["...", ...]}``: for ``type: text`` artifacts, through the text hook below.
 
 Optional: ``"top_k": K`` adds class predictions with labels to the answer.
+
+Binary bodies skip JSON's float parsing (``parse_binary``; ~0.4 ms for 784 floats, ~50 ms for
+one 3x224x224 image), selected by Content-Type:
+
+* ``application/x-npy``: one ``numpy.save`` array (single-input models);
+* ``application/x-npz``: ``numpy.savez`` arrays named like the model's inputs;
+* ``application/octet-stream``: raw C-order bytes with ``X-Shape: 1,1,28,28`` and optionally
+  ``X-Dtype: float32`` (default: the input's dtype; single-input models).
+
+A dtype that cannot be converted without changing kind (e.g. float to int) is refused; float64
+is converted to a float32 input. ``?top_k=K`` works as the JSON field does.
 """
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
+import functools
 import importlib
 import io
 from dataclasses import dataclass
@@ -215,3 +228,162 @@ def predictions(output: np.ndarray, labels: list[str], top_k: int) -> list[list[
         out.append([{"class_id": int(i), "label": labels[i] if i < len(labels) else str(int(i)),
                      "score": float(row[i])} for i in order])
     return out
+
+
+BINARY_TYPES = ("application/x-npy", "application/x-npz", "application/octet-stream")
+
+
+def parse_binary(content_type: str, data: bytes, headers: Any, manifest: Any, max_rows: int,
+                 top_k: int = 0) -> ParsedRequest:
+    """Validate a binary body (see the module docstring) against the served model."""
+    specs = manifest.io.inputs
+    if content_type == "application/x-npz":
+        arrays = _load_npz(data)
+        names = [s.name for s in specs]
+        missing = [n for n in names if n not in arrays]
+        extra = [n for n in arrays if n not in names]
+        if missing or extra:
+            raise RequestError(422, f"the .npz arrays do not match the model's inputs: missing "
+                               f"{missing}, unknown {extra}.", _expected_binary(manifest))
+        raw = [arrays[n] for n in names]
+    else:
+        if len(specs) != 1:
+            raise RequestError(422, f"{content_type} carries one array, but the model has "
+                               f"{len(specs)} inputs ({', '.join(s.name for s in specs)}).",
+                               "send application/x-npz with one array per input name.")
+        if content_type == "application/x-npy":
+            raw = [_load_npy(data)]
+        else:
+            raw = [_raw_array(data, headers, specs[0])]
+    feeds = []
+    for arr, spec in zip(raw, specs):
+        feeds.append(_checked(arr, spec))
+    if len({f.shape[0] for f in feeds}) > 1:
+        raise RequestError(422, f"inputs have different batch sizes "
+                           f"{[f.shape[0] for f in feeds]}.",
+                           "give every input the same first dimension.")
+    rows = int(feeds[0].shape[0])
+    if rows < 1:
+        raise RequestError(422, "the request holds no samples (batch dimension 0).",
+                           "send at least one sample.")
+    if rows > max_rows:
+        raise RequestError(413, f"the request holds {rows} samples; this server accepts at "
+                           f"most {max_rows} per request.", "split it into smaller requests.")
+    return ParsedRequest(feeds, rows, top_k)
+
+
+def _expected_binary(manifest: Any) -> str:
+    specs = ", ".join(f"'{s.name}' {s.shape} {s.dtype}" for s in manifest.io.inputs)
+    return f"the model takes {specs} (-1: any size)."
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+@functools.lru_cache(maxsize=64)
+def _npy_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], bool] | None:
+    """dtype, shape and order of a .npy header (numpy parses it with ast.literal_eval on
+    every np.load: ~0.2 ms, as much as the rest of a request; a server sees the same few
+    headers again and again)."""
+    try:
+        fields = ast.literal_eval(header.decode("latin-1"))
+        dtype = np.dtype(fields["descr"])
+        shape = tuple(int(d) for d in fields["shape"])
+        return dtype, shape, bool(fields["fortran_order"])
+    except Exception:
+        return None
+
+
+def _fast_npy(data: bytes) -> np.ndarray | None:
+    """A plain (non-object) .npy array without np.load's per-call header parsing, or None
+    to let np.load decide (and produce its error message)."""
+    if len(data) < 10 or not data.startswith(_NPY_MAGIC) or data[6] not in (1, 2, 3):
+        return None
+    if data[6] == 1:
+        size, start = int.from_bytes(data[8:10], "little"), 10
+    else:
+        size, start = int.from_bytes(data[8:12], "little"), 12
+    parsed = _npy_header(bytes(data[start:start + size]))
+    if parsed is None:
+        return None
+    dtype, shape, fortran = parsed
+    if dtype.hasobject or len(data) != start + size + int(np.prod(shape)) * dtype.itemsize:
+        return None
+    arr = np.frombuffer(data, dtype=dtype, offset=start + size)
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+
+
+def _load_npy(data: bytes) -> np.ndarray:
+    arr = _fast_npy(data)
+    if arr is not None:
+        return arr
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as exc:  # ValueError: not .npy / object arrays; EOFError: cut short
+        raise RequestError(400, f"the body is not a readable .npy array ({_first(exc)}).",
+                           "send the bytes written by numpy.save(file, array).") from None
+    if not isinstance(arr, np.ndarray):
+        raise RequestError(400, "the body is an .npz archive, not one .npy array.",
+                           "send it as Content-Type: application/x-npz.")
+    return arr
+
+
+def _load_npz(data: bytes) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise ValueError("one .npy array, not an archive")
+            return {name: archive[name] for name in archive.files}
+    except Exception as exc:
+        raise RequestError(400, f"the body is not a readable .npz archive ({_first(exc)}).",
+                           "send the bytes written by numpy.savez(file, x=array, ...).") \
+            from None
+
+
+def _raw_array(data: bytes, headers: Any, spec: Any) -> np.ndarray:
+    shape_text = headers.get("x-shape")
+    if not shape_text:
+        raise RequestError(422, "application/octet-stream needs an X-Shape header.",
+                           f"add e.g. 'X-Shape: {','.join(str(max(d, 1)) for d in spec.shape)}'"
+                           f" (the model takes {spec.shape}).")
+    try:
+        shape = [int(d) for d in shape_text.strip().strip("[]()").split(",") if d.strip()]
+        if any(d < 0 for d in shape):
+            raise ValueError
+    except ValueError:
+        raise RequestError(422, f"X-Shape {shape_text!r} is not a list of non-negative "
+                           "integers.", "send e.g. 'X-Shape: 1,1,28,28'.") from None
+    dtype_text = headers.get("x-dtype") or spec.dtype
+    try:
+        dtype = np.dtype(dtype_text)
+    except TypeError:
+        raise RequestError(422, f"X-Dtype {dtype_text!r} is not a numpy dtype.",
+                           f"send e.g. 'X-Dtype: {spec.dtype}'.") from None
+    if dtype.kind not in "biuf":
+        raise RequestError(422, f"X-Dtype {dtype_text!r} is not numeric.",
+                           f"send e.g. 'X-Dtype: {spec.dtype}'.")
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        raise RequestError(422, f"the body has {len(data)} bytes; X-Shape {shape} of "
+                           f"{dtype.name} needs {expected}.",
+                           "send exactly the array's bytes (array.tobytes(), C order), or fix "
+                           "X-Shape / X-Dtype.")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _checked(arr: np.ndarray, spec: Any) -> np.ndarray:
+    if arr.dtype.kind not in "biuf":
+        raise RequestError(422, f"input '{spec.name}' has dtype {arr.dtype}; the model takes "
+                           f"{spec.dtype}.", f"send {spec.dtype} numbers.")
+    target = np.dtype(spec.dtype)
+    if arr.dtype != target:
+        if not np.can_cast(arr.dtype, target, casting="same_kind"):
+            raise RequestError(422, f"input '{spec.name}' has dtype {arr.dtype}; the model "
+                               f"takes {spec.dtype}, and {arr.dtype} -> {spec.dtype} would "
+                               "change the kind of number.", f"send {spec.dtype} values.")
+        arr = arr.astype(target)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise RequestError(422, f"input '{spec.name}' holds NaN or Infinity.",
+                           "send finite numbers only.")
+    _check_shape(arr, spec)
+    return arr

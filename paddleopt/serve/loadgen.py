@@ -65,7 +65,8 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, h
 
 async def run_load_async(url: str, body: bytes | Callable[[int], bytes], concurrency: int = 32,
                          max_requests: int = 1000, max_seconds: float = 10.0,
-                         path: str = "/predict", parse_version: bool = False) -> LoadResult:
+                         path: str = "/predict", parse_version: bool = False,
+                         content_type: str = "application/json") -> LoadResult:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     result = LoadResult()
@@ -74,7 +75,7 @@ async def run_load_async(url: str, body: bytes | Callable[[int], bytes], concurr
     deadline = started + max_seconds
 
     def head_for(payload: bytes) -> bytes:
-        return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json"
+        return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}"
                 f"\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
 
     async def client() -> None:
@@ -113,10 +114,10 @@ async def run_load_async(url: str, body: bytes | Callable[[int], bytes], concurr
 
 def run_load(url: str, body: bytes | Callable[[int], bytes], concurrency: int = 32,
              max_requests: int = 1000, max_seconds: float = 10.0, path: str = "/predict",
-             parse_version: bool = False) -> LoadResult:
+             parse_version: bool = False, content_type: str = "application/json") -> LoadResult:
     """Blocking wrapper (runs its own event loop)."""
     return asyncio.run(run_load_async(url, body, concurrency, max_requests, max_seconds, path,
-                                      parse_version))
+                                      parse_version, content_type))
 
 
 def main(argv: list[str] | None = None) -> int:

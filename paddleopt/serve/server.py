@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from paddleopt.utils.errors import UserError
 
@@ -31,6 +31,10 @@ class ServeConfig:
         backend: default: the natural backend of the artifact kind.
         options: backend options (threads, onednn...); threads default to cores / workers.
         workers: executor threads, each running batches on its own predictor (clone).
+        executor: where predictors run. "thread": in the server process (Paddle Inference
+            clones sharing weights; but its run() holds the GIL, so runs serialize with each
+            other and with HTTP). "process": one child process per worker (a full copy of
+            the model each; runs in parallel with each other and with HTTP).
         max_batch_size: rows per model run; 1 turns dynamic batching off.
         max_wait_ms: how long the oldest queued request waits for batch-mates.
         max_queue: queued requests before answering 503.
@@ -50,6 +54,7 @@ class ServeConfig:
     backend: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     workers: int = 2
+    executor: Literal["thread", "process"] = "thread"
     max_batch_size: int = 32
     max_wait_ms: float = 2.0
     max_queue: int = 1024
@@ -90,7 +95,15 @@ class Service:
         self.config = parse(ServeConfig, dataclasses.asdict(config), path="serve")
         cfg = self.config
         self.metrics = Metrics()
-        self.cache = PredictorCache(cfg.cache_models, pool_size=cfg.workers)
+        if cfg.executor == "process":
+            from paddleopt.serve.procpool import ProcessPredictor
+
+            self.cache = PredictorCache(
+                cfg.cache_models, pool_size=cfg.workers, prefill=True,
+                loader=lambda art, backend, options: ProcessPredictor(art.path, backend,
+                                                                      options))
+        else:
+            self.cache = PredictorCache(cfg.cache_models, pool_size=cfg.workers)
         self.manager = ModelManager(self.cache, cfg.backend, cfg.options, cfg.probe,
                                     default_threads=_default_threads(cfg))
         self.watcher = DirectoryWatcher(self.manager, cfg.watch, cfg.watch_interval_s) \

@@ -160,3 +160,100 @@ def test_keep_alive_requests_are_not_held_by_nagle(server):
                 data += conn.recv(65536)
             times.append(time.perf_counter() - started)
     assert sorted(times)[len(times) // 2] < 0.025, times  # ~1 ms; 40+ ms with Nagle
+
+
+def npy_bytes(arr) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def test_npy_body_with_json_answer(client, tiny_inference):
+    x = sample(3, seed=5)
+    r = client.post("/predict?top_k=1", content=npy_bytes(x),
+                    headers={"Content-Type": "application/x-npy"})
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["outputs"]["logits"], direct(tiny_inference, x),
+                               atol=1e-5)
+    assert len(r.json()["predictions"]) == 3
+
+
+def test_raw_body_and_raw_answer(client, tiny_inference):
+    x = sample(2, seed=6)
+    r = client.post("/predict", content=x.tobytes(),
+                    headers={"Content-Type": "application/octet-stream", "X-Shape": "2,1,8,8",
+                             "Accept": "application/octet-stream"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["x-shape"] == "2,10" and r.headers["x-dtype"] == "float32"
+    assert r.headers["x-model-version"].startswith("v") and int(r.headers["x-batch-rows"]) >= 2
+    out = np.frombuffer(r.content, dtype=np.float32).reshape(2, 10)
+    np.testing.assert_allclose(out, direct(tiny_inference, x), atol=1e-5)
+
+
+def test_npz_body_and_answers_and_dtype_conversion(client, tiny_inference):
+    x = sample(2, seed=7)
+    buf = io.BytesIO()
+    np.savez(buf, x=x.astype(np.float64))  # float64 -> the model's float32
+    r = client.post("/predict", content=buf.getvalue(),
+                    headers={"Content-Type": "application/x-npz",
+                             "Accept": "application/x-npz"})
+    assert r.status_code == 200, r.text
+    with np.load(io.BytesIO(r.content)) as out:
+        assert out.files == ["logits"]
+        np.testing.assert_allclose(out["logits"], direct(tiny_inference, x), atol=1e-5)
+    r = client.post("/predict", content=npy_bytes(x),
+                    headers={"Content-Type": "application/x-npy", "Accept": "application/x-npy"})
+    assert r.status_code == 200
+    np.testing.assert_allclose(np.load(io.BytesIO(r.content)), direct(tiny_inference, x),
+                               atol=1e-5)
+
+
+RAW = "application/octet-stream"
+
+
+@pytest.mark.parametrize("content, headers, status, words", [
+    (sample(1).tobytes(), {"Content-Type": RAW}, 422, "needs an X-Shape header"),
+    (sample(1).tobytes(), {"Content-Type": RAW, "X-Shape": "1,1,8"}, 422, "has 256 bytes"),
+    (sample(1).tobytes(), {"Content-Type": RAW, "X-Shape": "1,x,8,8"}, 422,
+     "not a list of non-negative integers"),
+    (sample(1).tobytes(), {"Content-Type": RAW, "X-Shape": "1,8,8"}, 422, "the model takes"),
+    (sample(1).tobytes(), {"Content-Type": RAW, "X-Shape": "1,1,8,8", "X-Dtype": "float64"},
+     422, "needs 512"),
+    (sample(1).tobytes(), {"Content-Type": RAW, "X-Shape": "1,1,8,8", "X-Dtype": "bogus"}, 422,
+     "not a numpy dtype"),
+    (sample(1).tobytes(), {"Content-Type": RAW, "X-Shape": "1,1,8,8", "X-Dtype": "U1"}, 422,
+     "not numeric"),
+    (b"not an array", {"Content-Type": "application/x-npy"}, 400, "not a readable .npy"),
+    (npy_bytes(sample(1).astype(np.complex64)), {"Content-Type": "application/x-npy"}, 422,
+     "dtype complex64"),
+    (npy_bytes(np.full((1, 1, 8, 8), np.nan, np.float32)),
+     {"Content-Type": "application/x-npy"}, 422, "NaN"),
+    (npy_bytes(sample(1)[0]), {"Content-Type": "application/x-npy"}, 422, "has shape [1, 8, 8]"),
+    (b"PK\x03\x04junk", {"Content-Type": "application/x-npz"}, 400, "not a readable .npz"),
+    (npy_bytes(sample(1)), {"Content-Type": "application/x-npy"}, 422, "top_k must be"),
+    (npy_bytes(sample(1)), {"Content-Type": "application/x-npy", "Accept": RAW}, 422,
+     "JSON answer only"),
+], ids=["no-shape", "byte-count", "bad-shape-header", "wrong-shape", "dtype-bytes",
+        "bad-dtype", "text-dtype", "not-npy", "complex", "nan", "npy-shape", "not-npz",
+        "bad-top-k", "top-k-binary-answer"])
+def test_bad_binary_requests_get_a_clear_4xx(client, content, headers, status, words):
+    params = {"top_k": "-2" if "top_k must" in words else "1" if "JSON answer" in words else
+              None}
+    r = client.post("/predict", content=content, headers=headers,
+                    params={k: v for k, v in params.items() if v is not None})
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert words in body["error"], body
+    assert body.get("fix")
+
+
+def test_npz_names_must_match_and_binary_rows_are_limited(client):
+    buf = io.BytesIO()
+    np.savez(buf, y=sample(1))
+    r = client.post("/predict", content=buf.getvalue(),
+                    headers={"Content-Type": "application/x-npz"})
+    assert r.status_code == 422 and "missing ['x'], unknown ['y']" in r.json()["error"]
+    r = client.post("/predict", content=npy_bytes(sample(17)),
+                    headers={"Content-Type": "application/x-npy"})
+    assert r.status_code == 413 and "at most 16" in r.json()["error"]

@@ -142,3 +142,33 @@ def test_cache_loads_once_and_evicts_least_recently_used_idle_entries():
     assert not b.pool.closed and not c.pool.closed  # within max_models
     cache.checkout(FakeArtifact("d"))
     assert b.pool.closed and not c.pool.closed  # LRU idle one went
+
+
+def test_fast_npy_reader_matches_numpy():
+    import io
+
+    from paddleopt.serve.inputs import _load_npy
+
+    arrays = [np.random.default_rng(0).random((2, 3, 4), dtype=np.float32),
+              np.asfortranarray(np.arange(15.0).reshape(3, 5)),
+              np.arange(6, dtype=">i4").reshape(2, 3), np.ones(()), np.zeros((0, 4))]
+    for arr in arrays:
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        got = _load_npy(buf.getvalue())
+        assert got.dtype == arr.dtype and got.shape == arr.shape
+        np.testing.assert_array_equal(got, arr)
+
+
+def test_one_array_answer_for_a_multi_output_model_is_406():
+    from paddleopt.serve.app import accepted_type, binary_answer
+    from paddleopt.serve.batching import BatchResult
+    from paddleopt.serve.inputs import RequestError
+
+    result = BatchResult([np.zeros((1, 2)), np.ones((1, 3))], 1, 1, 0.0, 0.0)
+    with pytest.raises(RequestError) as info:
+        binary_answer("application/x-npy", ["a", "b"], result, "v1")
+    assert info.value.status == 406 and "application/x-npz" in info.value.fix
+    assert binary_answer("application/x-npz", ["a", "b"], result, "v1").status_code == 200
+    assert accepted_type("text/html, application/x-npy;q=0.9") == "application/x-npy"
+    assert accepted_type("*/*") == "application/json"
