@@ -15,8 +15,8 @@ preprocessing of ``paddleopt.text.ernie``), without and with LAC, and the end-to
 accuracy of the teacher, the student trained from scratch (configs/text_sentiment.yaml) and
 the distilled student, fp32 and int8.
 
-    python benchmarks/text.py            # reuses (or runs) the text pipelines; the teacher
-                                         # (configs/text_ernie_teacher.yaml) must exist
+    python benchmarks/text.py            # measures the finished text pipelines (run them
+                                         # first: paddleopt run -c configs/text_*.yaml)
     python benchmarks/text.py --quick    # a tiny model on a few hundred sentences (tests)
 """
 from __future__ import annotations
@@ -46,6 +46,23 @@ def pipeline_artifacts(config: dict | Path) -> dict[str, Any]:
     from paddleopt import api
 
     return dict(api.run(config, resume=True, evaluate=False).artifacts)
+
+
+def finished_artifacts(config: Path) -> dict[str, Any]:
+    """Stage id -> artifact of a pipeline's finished work dir. Never runs anything: a
+    benchmark must not start a 45-minute training because a fingerprint moved."""
+    from paddleopt.stages.pipeline import plan, stage_artifacts
+    from paddleopt.utils.errors import UserError
+
+    the_plan = plan(config)
+    work = the_plan.work_dir if the_plan.work_dir.is_absolute() else REPO / the_plan.work_dir
+    found = {a.path.name.split("_", 1)[1]: a for a in stage_artifacts(work)} \
+        if work.is_dir() else {}
+    missing = [s.stage_id for s in the_plan.steps if s.stage_id not in found]
+    if missing:
+        raise UserError(f"{work} has no finished {', '.join(missing)}.",
+                        f"run: paddleopt run -c {config.relative_to(REPO)} --resume")
+    return found
 
 
 def _teacher_artifact() -> Any | None:
@@ -199,9 +216,9 @@ def main() -> None:
     else:
         # The rows: the distilled student (the one to deploy). The student trained from
         # scratch has the same architecture, so only its accuracy is measured.
-        measured = ("distilled", pipeline_artifacts(REPO / "configs" /
+        measured = ("distilled", finished_artifacts(REPO / "configs" /
                                                     "text_sentiment_distill.yaml"))
-        others = [("student", pipeline_artifacts(REPO / "configs" / "text_sentiment.yaml"))]
+        others = [("student", finished_artifacts(REPO / "configs" / "text_sentiment.yaml"))]
         teacher = _teacher_artifact()
         batches, seconds, n_eval, n_parallel = [1, 32], 8.0, None, 4000
     prefix, arts = measured

@@ -42,9 +42,6 @@ class Stage(ABC):
     optional_input: ClassVar[bool] = False  # True: may run with or without an input artifact
     produces: ClassVar[str]
     extras: ClassVar[tuple[str, ...]] = ()
-    # Config keys added after work dirs existed: left out of the resume fingerprint (at any
-    # depth) while null, so artifacts made before the key existed stay reusable.
-    fingerprint_omit_null: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any) -> None:
         self.config = config

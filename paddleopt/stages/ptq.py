@@ -44,7 +44,6 @@ class PTQStage(Stage):
     optional_input = True  # with model_dir it quantizes a model from outside the pipeline
     produces = "inference"
     extras = ("slim",)
-    fingerprint_omit_null = ("onednn_int8_ops",)
 
     def check(self, pipeline: Any, stage_id: str) -> None:
         from paddleopt.stages._compress import (check_artifact_ref, check_single_process,

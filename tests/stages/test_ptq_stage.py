@@ -402,3 +402,19 @@ def test_bad_onednn_int8_ops_fails_at_plan(tmp_path):
     cfg["evaluate"]["targets"] = []
     with pytest.raises(ConfigError, match="did you mean 'fc'"):
         plan(cfg)
+
+
+def test_null_onednn_int8_ops_keeps_old_fingerprints(tmp_path):
+    """Work dirs quantized before onednn_int8_ops existed stay reusable with --resume."""
+    from paddleopt.stages.pipeline import fingerprint
+
+    cfg = tiny_config(tmp_path)
+    cfg["stages"] = {"train": {}, "export": {}, "ptq": {}}
+    the_plan = plan(cfg)
+    step = the_plan.steps[2]
+    assert step.config_dict["onednn_int8_ops"] is None
+    now = fingerprint(step, "parent", the_plan.config)
+    del step.config_dict["onednn_int8_ops"]  # what the config looked like before the key
+    assert fingerprint(step, "parent", the_plan.config) == now
+    step.config_dict["onednn_int8_ops"] = ["fc"]  # a set list is part of the fingerprint
+    assert fingerprint(step, "parent", the_plan.config) != now
