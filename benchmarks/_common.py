@@ -89,3 +89,117 @@ def render_section(suite: str, data: dict, body: Callable[[dict], list[str]]) ->
         text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
     doc.write_text(text, encoding="utf-8")
     print(f"updated {doc} (section {suite})")
+
+
+# -- child processes: start, time, watch memory, stop (distributed and serving suites) -------
+def python_env(**extra: str) -> dict[str, str]:
+    """This environment with the repository importable (plus ``extra`` variables)."""
+    import os
+
+    return dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **extra)
+
+
+class TreeRss:
+    """Peak RSS of the largest process in a process tree (a trainer, one rank, a server or
+    one of its executor processes), sampled every 0.1 s in a thread::
+
+        with TreeRss(proc.pid) as rss: ...
+        rss.peak_mb
+    """
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        self.pid, self.peak = pid, 0
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._halt.wait(0.1):
+            try:
+                procs = [root, *root.children(recursive=True)]
+                self.peak = max([self.peak] + [p.memory_info().rss for p in procs
+                                               if p.is_running()])
+            except psutil.Error:
+                continue
+
+    def start(self) -> TreeRss:
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._halt.set()
+        self._thread.join(2)
+        return self.peak_mb
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak / (1 << 20), 1)
+
+    def __enter__(self) -> TreeRss:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def run_timed(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 1800
+              ) -> tuple[str, float, float]:
+    """Run ``cmd`` to completion from the repository root: (stdout+stderr, wall seconds, peak
+    RSS MB of its largest process). A non-zero exit raises with the output's tail."""
+    import subprocess
+    import time
+
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env or python_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    with TreeRss(proc.pid) as rss:
+        out, _ = proc.communicate(timeout=timeout)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-3000:]}")
+    return out, wall, rss.peak_mb
+
+
+def start_until(cmd: list[str], marker: str, env: dict[str, str] | None = None,
+                timeout: float = 180) -> tuple[Any, str, float]:
+    """Start a long-running ``cmd`` and read its stdout until a line contains ``marker``
+    (e.g. a server's "on http://"): (process, that line, seconds it took). Killed and
+    raised when the line does not come."""
+    import subprocess
+    import threading
+    import time
+
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env or python_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    timer = threading.Timer(timeout, proc.kill)  # a silent child must not block readline
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if marker in line:
+                return proc, line.strip(), time.perf_counter() - started
+    finally:
+        timer.cancel()
+    stop_process(proc)
+    raise RuntimeError(f"no line with {marker!r} from {' '.join(cmd)} within {timeout:.0f} s")
+
+
+def stop_process(proc: Any, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after ``timeout`` seconds."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

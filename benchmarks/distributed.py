@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import yaml
-from _common import REPO, parse_args, render_section, rows_table, write_results
+from _common import parse_args, python_env, render_section, rows_table, run_timed, write_results
 
 WORK = Path(tempfile.gettempdir()) / f"bench_dist_{os.getpid()}"
 SUITE = "distributed"
@@ -46,34 +43,6 @@ def pipeline(work_dir: Path, quick: bool, batch: int) -> dict:
                                  "schedule": {"name": "constant"}}}}
 
 
-class TreeRss(threading.Thread):
-    """Peak RSS of the largest process in a process tree (one rank, or the single trainer)."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.peak, self._halt = pid, 0, threading.Event()
-
-    def run(self) -> None:
-        import psutil
-
-        try:
-            root = psutil.Process(self.pid)
-        except psutil.Error:
-            return
-        while not self._halt.wait(0.1):
-            try:
-                procs = [root, *root.children(recursive=True)]
-                self.peak = max([self.peak] + [p.memory_info().rss for p in procs
-                                               if p.is_running()])
-            except psutil.Error:
-                continue
-
-    def stop(self) -> float:
-        self._halt.set()
-        self.join(2)
-        return round(self.peak / (1 << 20), 1)
-
-
 def run_variant(work: Path, name: str, quick: bool, nproc: int, threads: int,
                 global_batch: int) -> dict:
     folder = work / name
@@ -83,17 +52,7 @@ def run_variant(work: Path, name: str, quick: bool, nproc: int, threads: int,
     cmd = [sys.executable, "-m", "paddleopt", "train", "-c", str(cfg_file), "--fresh"]
     if nproc > 1:
         cmd += ["--nproc", str(nproc)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(REPO))
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    rss = TreeRss(proc.pid)
-    rss.start()
-    out, _ = proc.communicate(timeout=1800)
-    wall = time.perf_counter() - started
-    peak = rss.stop()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-3000:]}")
+    _, wall, peak = run_timed(cmd, python_env(OMP_NUM_THREADS=str(threads)), timeout=1800)
     manifest = json.loads((folder / "01_train" / "manifest.json").read_text())
     metrics = manifest["metrics"]
     last = metrics["history"][-1]

@@ -1,43 +1,103 @@
 """Serving suite: `paddleopt serve` over loopback at concurrency 32, dynamic batching vs one
-request per model run, on two models:
+request per model run, with the same 2 workers (predictors) and 1 CPU thread per predictor.
 
-* the quickstart CNN (compute-bound: a batch of 32 costs ~13x a batch of 1 on this CPU);
-* a wide MLP on the same 28x28 input (three 4096-wide layers, random weights, no accuracy):
-  memory-bound at batch 1 (every run streams ~70 MB of weights), the case batching exists for.
+Models (full run):
 
-Each variant starts its own server process (`python -m paddleopt serve ART --port 0 ...`), is
-driven by `paddleopt.serve.loadgen` (closed loop, keep-alive) for a bounded number of requests
-and seconds, and reports client-side p50/p90/p99, answers/s and the server's own batch sizes.
+* the quickstart CNN (28x28 MNIST; a batch of 32 costs ~1/3 per sample of a batch of 1 here);
+* a wide MLP on the same input (784-4096-4096-4096-10, random weights): a long batch-1 run
+  (~7 ms, weights streamed from memory) that batching amortizes;
+* a MobileNetV2-style CNN at 3x96x96 (random weights): convolutions at a realistic input size,
+  already efficient at batch 1 on this CPU, and a 110 KB input where JSON is costly.
 
-    python benchmarks/serving.py            # quickstart (trains or reuses it) + MLP, minutes
-    python benchmarks/serving.py --quick    # tiny digits models, seconds (used by tests)
+Per model, side by side (all servers started first, then the load alternates between them in
+rounds so that the shared machine's load hits every variant alike):
+
+* `batch1` / `dynamic`: .npy request bodies, predictors as threads (the default executor);
+* `batch1-json` / `dynamic-json`: the same with JSON bodies;
+* `batch1-process` / `dynamic-process`: .npy bodies, `--executor process` (Paddle Inference's
+  run() holds the GIL, so only processes run the model in parallel with HTTP);
+* `batch1-no-http` / `dynamic-no-http`: the same service driven by 32 threads calling the
+  batcher directly: what batching gains without HTTP;
+* `model-b1` / `model-b32`: one predictor (1 thread) run directly: the model's own batch gain,
+  the ceiling of any serving-level ratio.
+
+Each HTTP row reports client-side p50/p90/p99 and answers/s from `paddleopt.serve.loadgen`
+(closed loop, keep-alive, bounded by request count and seconds), the mean rows per model run
+(from /metrics), and CPU milliseconds per answer of the server (with its executor processes)
+and of the load generator: on a saturated shared machine answers/s follow the CPU share a
+variant gets, while CPU per answer does not, so both ratios are in the summary.
+
+    python benchmarks/serving.py            # quickstart (trains or reuses it) + MLP + MobileNet
+    python benchmarks/serving.py --quick    # tiny models, short rounds (used by tests)
 """
 from __future__ import annotations
 
+import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from _common import REPO, parse_args, render_section, rows_table, write_results
+from _common import (REPO, parse_args, python_env, render_section, rows_table, start_until,
+                     stop_process, write_results)
 
 WORK = Path(tempfile.gettempdir()) / f"bench_serve_{os.getpid()}"
 SUITE = "serving"
 CONCURRENCY = 32
+WORKERS = 2
 
 
-def build_mlp(folder: Path, hidden: int, size: int, dataset: str, depth: int = 2) -> Path:
-    """An MLP inference artifact (random weights, ``depth`` hidden hidden-to-hidden layers)
-    with a real manifest."""
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    max_batch: int
+    max_wait_ms: float
+    executor: str
+    body: str  # npy | json
+
+
+HTTP_VARIANTS = (Variant("batch1", 1, 0.0, "thread", "npy"),
+                 Variant("dynamic", 32, 2.0, "thread", "npy"),
+                 Variant("batch1-json", 1, 0.0, "thread", "json"),
+                 Variant("dynamic-json", 32, 2.0, "thread", "json"),
+                 Variant("batch1-process", 1, 0.0, "process", "npy"),
+                 Variant("dynamic-process", 32, 2.0, "process", "npy"))
+NO_HTTP_VARIANTS = (Variant("batch1-no-http", 1, 0.0, "thread", "npy"),
+                    Variant("dynamic-no-http", 32, 2.0, "thread", "npy"))
+
+
+# -- models ----------------------------------------------------------------------------------
+def save_random_model(folder: Path, layer: Any, shape: list[int], arch: str,
+                      preprocess: dict[str, Any]) -> Path:
+    """An inference artifact with random weights and a real manifest (no accuracy)."""
     from paddleopt.artifact import IOSpec, Manifest, TensorSpec
-    from paddleopt.data.preprocess import DATASET_DEFAULTS
     from paddleopt.utils.imports import import_paddle
 
     if (folder / "manifest.json").is_file():
         return folder
+    paddle = import_paddle()
+    layer.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = paddle.static.InputSpec([None, *shape], "float32", "x")
+    paddle.jit.save(layer, str(folder / "model"), input_spec=[spec])
+    Manifest(kind="inference", files={"model": "model.pdmodel", "params": "model.pdiparams"},
+             io=IOSpec(inputs=[TensorSpec("x", [-1, *shape])],
+                       outputs=[TensorSpec("logits", [-1, 10])]),
+             preprocess=preprocess, labels=[str(i) for i in range(10)],
+             model={"source": "benchmarks/serving.py", "arch": arch}).save(folder)
+    return folder
+
+
+def build_mlp(folder: Path, hidden: int, size: int, dataset: str, depth: int = 2) -> Path:
+    """784(or size^2)-hidden-...-10 MLP, ``depth`` hidden-to-hidden layers."""
+    from paddleopt.data.preprocess import DATASET_DEFAULTS
+    from paddleopt.utils.imports import import_paddle
+
     paddle = import_paddle()
     paddle.seed(0)
     nn = paddle.nn
@@ -45,158 +105,274 @@ def build_mlp(folder: Path, hidden: int, size: int, dataset: str, depth: int = 2
     for _ in range(depth):
         layers += [nn.Linear(hidden, hidden), nn.ReLU()]
     model = nn.Sequential(*layers, nn.Linear(hidden, 10))
-    model.eval()
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = paddle.static.InputSpec([None, 1, size, size], "float32", "x")
-    paddle.jit.save(model, str(folder / "model"), input_spec=[spec])
-    manifest = Manifest(
-        kind="inference", files={"model": "model.pdmodel", "params": "model.pdiparams"},
-        io=IOSpec(inputs=[TensorSpec("x", [-1, 1, size, size])],
-                  outputs=[TensorSpec("logits", [-1, 10])]),
-        preprocess={"type": "image", "size": [size, size], "channels": 1,
-                    **{k: v for k, v in DATASET_DEFAULTS[dataset].items()
-                       if k in ("mean", "std")}},
-        labels=[str(i) for i in range(10)],
-        model={"source": "benchmarks/serving.py", "arch": f"mlp-{hidden}x{depth + 1}"})
-    manifest.save(folder)
-    return folder
+    pre = {"type": "image", "size": [size, size], "channels": 1,
+           **{k: v for k, v in DATASET_DEFAULTS[dataset].items() if k in ("mean", "std")}}
+    return save_random_model(folder, model, [1, size, size], f"mlp-{hidden}x{depth + 1}", pre)
 
 
-def start_server(artifact: Path, max_batch: int, workers: int, max_wait_ms: float
-                 ) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "paddleopt", "serve", str(artifact), "--port", "0",
-           "--max-batch-size", str(max_batch), "--workers", str(workers),
-           "--max-wait-ms", str(max_wait_ms), "--max-queue", "4096"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 120
-    for line in proc.stdout:
-        if " on http://" in line:
-            return proc, line.split(" on ", 1)[1].split()[0]
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    raise RuntimeError(f"server did not start: {' '.join(cmd)}")
+def build_mobilenet(folder: Path, size: int) -> Path:
+    from paddleopt.models.registry import build_model
+    from paddleopt.utils.imports import import_paddle
+
+    import_paddle().seed(0)
+    model = build_model({"arch": "mobilenet_v2_small", "in_channels": 3, "num_classes": 10})
+    pre = {"type": "image", "size": [size, size], "channels": 3, "mean": [0.5] * 3,
+           "std": [0.25] * 3}
+    return save_random_model(folder, model, [3, size, size], "mobilenet_v2_small", pre)
 
 
-def peak_rss_mb(pid: int) -> float | None:
+def sample(shape: list[int]) -> Any:
+    import numpy as np
+
+    return np.random.default_rng(0).random((1, *shape), dtype=np.float32)
+
+
+def bodies(shape: list[int]) -> dict[str, tuple[bytes, str]]:
+    import numpy as np
+
+    x = sample(shape)
+    buf = io.BytesIO()
+    np.save(buf, x)
+    return {"npy": (buf.getvalue(), "application/x-npy"),
+            "json": (json.dumps({"inputs": {"x": np.round(x, 4).tolist()}}).encode(),
+                     "application/json")}
+
+
+# -- measuring -------------------------------------------------------------------------------
+def tree_peak_rss_mb(pid: int) -> float | None:
+    """Largest peak RSS (VmHWM) in a process tree: the server or one of its executors."""
+    import psutil
+
+    peak = 0
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    for proc in procs:
+        try:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+    return round(peak / 1024, 1) if peak else None
 
 
-def measure(name: str, artifact: Path, variant: str, max_batch: int, workers: int,
-            max_wait_ms: float, body: bytes, requests: int, seconds: float) -> dict:
+def tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its children (the executor processes)."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+class Tally:
+    """What one variant accumulated over its rounds."""
+
+    def __init__(self) -> None:
+        self.ok = self.failed = self.batches = self.rows = 0
+        self.seconds = self.server_cpu = self.client_cpu = 0.0
+        self.latencies: list[float] = []
+
+    def row(self, base: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        p50, p90, p99 = (np.percentile(self.latencies, [50, 90, 99]) if self.latencies
+                         else (0.0, 0.0, 0.0))
+        per = max(self.ok, 1)
+        return {**base,
+                "latency_ms": {"p50": round(float(p50), 3), "p90": round(float(p90), 3),
+                               "p99": round(float(p99), 3)},
+                "throughput_per_s": round(self.ok / self.seconds, 1) if self.seconds else 0.0,
+                "requests": self.ok + self.failed, "failed": self.failed,
+                "seconds": round(self.seconds, 2),
+                "mean_batch_rows": round(self.rows / self.batches, 2) if self.batches else None,
+                "server_cpu_ms_per_request": round(self.server_cpu / per * 1e3, 3),
+                "server_cpu_cores": round(self.server_cpu / self.seconds, 2)
+                if self.seconds else None,
+                "client_cpu_ms_per_request": round(self.client_cpu / per * 1e3, 3)
+                if self.client_cpu else None,
+                "client_cpu_cores": round(self.client_cpu / self.seconds, 2)
+                if self.client_cpu and self.seconds else None}
+
+
+def start_server(artifact: Path, v: Variant) -> tuple[Any, str]:
+    cmd = [sys.executable, "-m", "paddleopt", "serve", str(artifact), "--port", "0",
+           "--max-batch-size", str(v.max_batch), "--workers", str(WORKERS),
+           "--max-wait-ms", str(v.max_wait_ms), "--max-queue", "4096",
+           "--executor", v.executor]
+    proc, line, _ = start_until(cmd, " on http://", python_env(), timeout=300)
+    return proc, line.split(" on ", 1)[1].split()[0]
+
+
+def measure_http(name: str, artifact: Path, shape: list[int], rounds: int, requests: int,
+                 seconds: float) -> list[dict]:
     import httpx
 
-    from paddleopt.artifact import Artifact
     from paddleopt.serve.loadgen import run_load
 
-    proc, url = start_server(artifact, max_batch, workers, max_wait_ms)
+    payloads = bodies(shape)
+    servers: dict[Variant, tuple[Any, str]] = {}
+    rss: dict[Variant, float | None] = {}
+    starters = [threading.Thread(target=lambda v=v: servers.__setitem__(
+        v, start_server(artifact, v))) for v in HTTP_VARIANTS]
+    for thread in starters:  # in parallel: each imports Paddle (seconds of CPU)
+        thread.start()
+    for thread in starters:
+        thread.join()
+    tallies = {v: Tally() for v in HTTP_VARIANTS}
     try:
-        run_load(url, body, concurrency=CONCURRENCY, max_requests=CONCURRENCY * 4,
-                 max_seconds=5)  # warm-up: oneDNN primitives for the batch sizes seen
-        before = httpx.get(url + "/metrics", timeout=10).json()
-        result = run_load(url, body, concurrency=CONCURRENCY, max_requests=requests,
-                          max_seconds=seconds)
-        after = httpx.get(url + "/metrics", timeout=10).json()
-        rss = peak_rss_mb(proc.pid)
+        missing = [v.name for v in HTTP_VARIANTS if v not in servers]
+        if missing:
+            raise RuntimeError(f"servers did not start: {missing}")
+        for v, (_proc, url) in servers.items():
+            body, ctype = payloads[v.body]
+            # warm-up: oneDNN primitives for the batch sizes this variant will see
+            run_load(url, body, CONCURRENCY, CONCURRENCY * 8, 10, content_type=ctype)
+        for _ in range(rounds):
+            for v, (proc, url) in servers.items():
+                body, ctype = payloads[v.body]
+                before = httpx.get(url + "/metrics", timeout=30).json()
+                cpu0, client0 = tree_cpu_seconds(proc.pid), time.process_time()
+                result = run_load(url, body, CONCURRENCY, requests // rounds, seconds / rounds,
+                                  content_type=ctype)
+                client, cpu = time.process_time() - client0, tree_cpu_seconds(proc.pid) - cpu0
+                after = httpx.get(url + "/metrics", timeout=30).json()
+                t = tallies[v]
+                t.ok += result.ok
+                t.failed += result.failed
+                t.seconds += result.seconds
+                t.latencies += result.latencies_ms
+                t.server_cpu += cpu
+                t.client_cpu += client
+                t.batches += after["batches"] - before["batches"]
+                t.rows += after["batch_rows_total"] - before["batch_rows_total"]
+                if result.failed:
+                    print(f"{name} {v.name}: {result.failed} failed: {result.errors[:2]}")
+        rss = {v: tree_peak_rss_mb(proc.pid) for v, (proc, _) in servers.items()}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    summary = result.summary()
-    batches = after["batches"] - before["batches"]
-    rows = after["batch_rows_total"] - before["batch_rows_total"]
-    art = Artifact.open(artifact)
-    from paddleopt.deploy.bench import available_cores
-
-    return {
-        "model": name, "variant": variant, "backend": "server",
-        "precision": art.manifest.precision, "batch_size": max_batch,
-        "threads": max(1, available_cores() // workers), "onednn": True,
-        "latency_ms": summary["latency_ms"], "throughput_per_s": summary["throughput_per_s"],
-        "accuracy": None, "size_bytes": art.size_bytes(), "peak_rss_mb": rss,
-        "concurrency": CONCURRENCY, "workers": workers, "max_wait_ms": max_wait_ms,
-        "requests": summary["requests"], "failed": summary["failed"],
-        "seconds": summary["seconds"],
-        "mean_batch_rows": round(rows / batches, 2) if batches else None,
-    }
+        for proc, _ in servers.values():
+            stop_process(proc)
+    return [tallies[v].row(base_row(name, artifact, v, rss.get(v))) for v in HTTP_VARIANTS]
 
 
-def measure_no_http(name: str, artifact: Path, variant: str, max_batch: int, workers: int,
-                    max_wait_ms: float, size: int, requests: int, seconds: float) -> dict:
-    """The same service (cache, pool, batcher) driven by 32 threads directly, without HTTP:
-    what batching gains when the HTTP layer is not the bottleneck."""
-    import threading
-
-    import numpy as np
-
-    from paddleopt.deploy.bench import available_cores
-    from paddleopt.serve.server import ServeConfig, Service
-
-    service = Service(ServeConfig(port=0, max_batch_size=max_batch, workers=workers,
-                                  max_wait_ms=max_wait_ms, max_queue=4096), artifact)
-    x = np.random.default_rng(0).random((1, 1, size, size), dtype=np.float32)
-    latencies: list[float] = []
-    lock = threading.Lock()
-    counter = iter(range(requests))
-    deadline = time.perf_counter() + seconds
-
-    def client() -> None:
-        for _ in counter:
-            if time.perf_counter() > deadline:
-                return
-            t0 = time.perf_counter()
-            with service.manager.use() as version:
-                service.batcher.submit(version, [x]).result(60)
-            with lock:
-                latencies.append((time.perf_counter() - t0) * 1e3)
-
-    try:
-        for _ in range(2):  # warm-up, then measure
-            latencies.clear()
-            started = time.perf_counter()
-            threads = [threading.Thread(target=client) for _ in range(CONCURRENCY)]
-            [t.start() for t in threads]
-            [t.join() for t in threads]
-            wall = time.perf_counter() - started
-            counter, deadline = iter(range(requests)), time.perf_counter() + seconds
-        snap = service.metrics.snapshot()
-    finally:
-        service.close()
+def base_row(name: str, artifact: Path, v: Variant, rss: float | None,
+             backend: str = "server") -> dict[str, Any]:
     from paddleopt.artifact import Artifact
 
     art = Artifact.open(artifact)
-    p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
-    return {
-        "model": name, "variant": variant, "backend": "server",
-        "precision": art.manifest.precision, "batch_size": max_batch,
-        "threads": max(1, available_cores() // workers), "onednn": True,
-        "latency_ms": {"p50": round(float(p50), 3), "p90": round(float(p90), 3),
-                       "p99": round(float(p99), 3)},
-        "throughput_per_s": round(len(latencies) / wall, 1), "accuracy": None,
-        "size_bytes": art.size_bytes(), "peak_rss_mb": None, "concurrency": CONCURRENCY,
-        "workers": workers, "max_wait_ms": max_wait_ms, "requests": len(latencies),
-        "failed": 0, "seconds": round(wall, 3), "mean_batch_rows": snap["mean_batch_rows"],
-    }
+    return {"model": name, "variant": v.name, "backend": backend,
+            "precision": art.manifest.precision, "batch_size": v.max_batch, "threads": 1,
+            "onednn": True, "accuracy": None, "size_bytes": art.size_bytes(),
+            "peak_rss_mb": rss, "concurrency": CONCURRENCY, "workers": WORKERS,
+            "executor": v.executor, "body": v.body, "max_wait_ms": v.max_wait_ms}
 
 
-def sample_body(size: int) -> bytes:
+def measure_no_http(name: str, artifact: Path, shape: list[int], rounds: int, requests: int,
+                    seconds: float) -> list[dict]:
+    """The same service (cache, pool, batcher, executor processes) driven by 32 threads
+    directly, without HTTP: what batching gains when the HTTP layer is out of the way."""
+    from paddleopt.serve.server import ServeConfig, Service
+
+    x = sample(shape)
+    services = {v: Service(ServeConfig(port=0, max_batch_size=v.max_batch, workers=WORKERS,
+                                       max_wait_ms=v.max_wait_ms, max_queue=4096,
+                                       executor=v.executor, options={"threads": 1}), artifact)
+                for v in NO_HTTP_VARIANTS}
+    tallies = {v: Tally() for v in NO_HTTP_VARIANTS}
+
+    def drive(service: Service, count: int, limit: float, tally: Tally | None) -> None:
+        lock = threading.Lock()
+        counter = iter(range(count))
+        deadline = time.perf_counter() + limit
+        latencies: list[float] = []
+
+        def client() -> None:
+            for _ in counter:
+                if time.perf_counter() > deadline:
+                    return
+                t0 = time.perf_counter()
+                with service.manager.use() as version:
+                    service.batcher.submit(version, [x]).result(120)
+                with lock:
+                    latencies.append((time.perf_counter() - t0) * 1e3)
+
+        snap0 = service.metrics.snapshot()
+        cpu0 = tree_cpu_seconds(os.getpid())
+        started = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(CONCURRENCY)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if tally is not None:
+            snap = service.metrics.snapshot()
+            tally.seconds += time.perf_counter() - started
+            tally.ok += len(latencies)
+            tally.latencies += latencies
+            tally.server_cpu += tree_cpu_seconds(os.getpid()) - cpu0
+            tally.batches += snap["batches"] - snap0["batches"]
+            tally.rows += snap["batch_rows_total"] - snap0["batch_rows_total"]
+
+    try:
+        for service in services.values():
+            drive(service, CONCURRENCY * 8, 10, None)  # warm-up
+        for _ in range(rounds):
+            for v, service in services.items():
+                drive(service, requests // rounds, seconds / rounds, tallies[v])
+    finally:
+        for service in services.values():
+            service.close()
+    return [tallies[v].row(base_row(name, artifact, v, None)) for v in NO_HTTP_VARIANTS]
+
+
+def measure_model(name: str, artifact: Path, shape: list[int], rounds: int,
+                  seconds: float) -> list[dict]:
+    """One predictor (1 thread) run directly at batch 1 and 32: the model's own batch gain."""
     import numpy as np
 
-    x = np.random.default_rng(0).random((1, 1, size, size), dtype=np.float32)
-    return json.dumps({"inputs": {"x": np.round(x, 4).tolist()}}).encode()
+    from paddleopt.artifact import Artifact
+    from paddleopt.deploy.predictor import load_predictor
+
+    predictor = load_predictor(Artifact.open(artifact), "paddle_inference", {"threads": 1})
+    feeds = {1: [np.repeat(sample(shape), 1, 0)], 32: [np.repeat(sample(shape), 32, 0)]}
+    times: dict[int, list[float]] = {1: [], 32: []}
+    for batch in feeds:
+        for _ in range(3):
+            predictor.run(feeds[batch])
+    for _ in range(rounds):
+        for batch, feed in feeds.items():
+            end = time.perf_counter() + seconds / rounds / 2
+            while time.perf_counter() < end:
+                t0 = time.perf_counter()
+                predictor.run(feed)
+                times[batch].append(time.perf_counter() - t0)
+    rows = []
+    for batch, spent in times.items():
+        ms = np.asarray(spent) * 1e3
+        v = Variant(f"model-b{batch}", batch, 0.0, "direct", "-")
+        rows.append({**base_row(name, artifact, v, None, backend="paddle_inference"),
+                     "latency_ms": {k: round(float(np.percentile(ms, q)), 3)
+                                    for k, q in (("p50", 50), ("p90", 90), ("p99", 99))},
+                     "throughput_per_s": round(batch * len(ms) / (ms.sum() / 1e3), 1),
+                     "requests": len(ms), "failed": 0, "concurrency": 1, "workers": 1,
+                     "mean_batch_rows": float(batch)})
+    return rows
 
 
+# -- the suite -------------------------------------------------------------------------------
 def main() -> None:
     args = parse_args(SUITE, __doc__)
     from paddleopt import api
@@ -207,60 +383,90 @@ def main() -> None:
         from conftest import tiny_config
 
         result = api.run(tiny_config(work / "tiny"), evaluate=False)
-        models = [("lenet-digits", result.artifacts["export"].path, 8),
-                  ("mlp-1024x3", build_mlp(work / "mlp", 1024, 8, "digits"), 8)]
-        requests, seconds = 300, 4.0
+        models = [("lenet-digits", result.artifacts["export"].path, [1, 8, 8]),
+                  ("mlp-1024x3", build_mlp(work / "mlp", 1024, 8, "digits"), [1, 8, 8])]
+        rounds, requests, seconds = 2, 400, 3.0
     else:
         result = api.run(REPO / "configs" / "quickstart.yaml", resume=True, evaluate=False)
-        models = [("quickstart-cnn", result.artifacts["export"].path, 28),
-                  ("mlp-4096x3", build_mlp(work / "mlp", 4096, 28, "mnist"), 28)]
-        requests, seconds = 4000, 20.0
+        models = [("quickstart-cnn", result.artifacts["export"].path, [1, 28, 28]),
+                  ("mlp-4096x3", build_mlp(work / "mlp", 4096, 28, "mnist"), [1, 28, 28]),
+                  ("mobilenet_v2-96", build_mobilenet(work / "mv2", 96), [3, 96, 96])]
+        rounds, requests, seconds = 4, 12000, 24.0
     rows = []
-    for name, artifact, size in models:
-        body = sample_body(size)
-        rows.append(measure(name, Path(artifact), "batch1", 1, 2, 0.0, body, requests, seconds))
-        rows.append(measure(name, Path(artifact), "dynamic", 32, 2, 2.0, body, requests,
-                            seconds))
-        for variant, batch, wait in (("batch1-no-http", 1, 0.0), ("dynamic-no-http", 32, 2.0)):
-            rows.append(measure_no_http(name, Path(artifact), variant, batch, 2, wait, size,
-                                        requests, seconds))
+    for name, artifact, shape in models:
+        print(f"== {name}", flush=True)
+        rows += measure_model(name, Path(artifact), shape, rounds, 8.0 if not args.quick else 1)
+        rows += measure_http(name, Path(artifact), shape, rounds, requests, seconds)
+        rows += measure_no_http(name, Path(artifact), shape, rounds, requests, seconds / 2)
     summary = ratios(rows)
     meta = {"summary": summary, "loadavg_1m_at_end": round(os.getloadavg()[0], 2)}
     data = write_results(SUITE, rows, args.out, meta)
-    extra = ("concurrency", "mean_batch_rows", "failed")
-    print("\n".join(rows_table(rows, extra)))
+    print("\n".join(rows_table(rows, EXTRA)))
     print(json.dumps(summary, indent=2))
     if not args.quick and not args.no_docs:
-        render_section(SUITE, data, lambda d: rows_table(d["rows"], extra) + ["",
+        render_section(SUITE, data, lambda d: rows_table(d["rows"], EXTRA) + ["",
                                                                            *summary_lines(d)])
+
+
+EXTRA = ("executor", "body", "mean_batch_rows", "server_cpu_ms_per_request",
+         "client_cpu_ms_per_request", "failed")
 
 
 def ratios(rows: list[dict]) -> dict:
     out = {}
     for model in dict.fromkeys(r["model"] for r in rows):
-        def row(variant: str, model: str = model) -> dict:
-            return next(r for r in rows if r["model"] == model and r["variant"] == variant)
+        got = {r["variant"]: r for r in rows if r["model"] == model}
 
-        one, dyn = row("batch1"), row("dynamic")
-        one_nh, dyn_nh = row("batch1-no-http"), row("dynamic-no-http")
-        out[model] = {"throughput_ratio": round(dyn["throughput_per_s"] /
-                                                max(one["throughput_per_s"], 1e-9), 2),
-                      "p99_ms_batch1": one["latency_ms"]["p99"],
-                      "p99_ms_dynamic": dyn["latency_ms"]["p99"],
-                      "throughput_ratio_no_http": round(dyn_nh["throughput_per_s"] /
-                                                        max(one_nh["throughput_per_s"], 1e-9), 2)}
+        def ratio(a: str, b: str, key: str = "throughput_per_s", got: dict = got) -> float:
+            return round(got[b][key] / max(got[a][key], 1e-9), 2)
+
+        def cpu(v: str, got: dict = got) -> float:
+            return got[v]["server_cpu_ms_per_request"] + (got[v]["client_cpu_ms_per_request"]
+                                                          or 0.0)
+
+        out[model] = {
+            "throughput_ratio": ratio("batch1", "dynamic"),
+            "cpu_per_answer_ratio": round(cpu("batch1") / max(cpu("dynamic"), 1e-9), 2),
+            "throughput_ratio_json": ratio("batch1-json", "dynamic-json"),
+            "throughput_ratio_process": ratio("batch1-process", "dynamic-process"),
+            "throughput_ratio_no_http": ratio("batch1-no-http", "dynamic-no-http"),
+            "model_batch_gain": ratio("model-b1", "model-b32"),
+            "dynamic_npy_vs_json": ratio("dynamic-json", "dynamic"),
+            "dynamic_process_vs_thread": ratio("dynamic", "dynamic-process"),
+            "p50_ms_batch1": got["batch1"]["latency_ms"]["p50"],
+            "p50_ms_dynamic": got["dynamic"]["latency_ms"]["p50"],
+            "p99_ms_batch1": got["batch1"]["latency_ms"]["p99"],
+            "p99_ms_dynamic": got["dynamic"]["latency_ms"]["p99"],
+            "model_ms_per_sample_b1": round(1e3 / got["model-b1"]["throughput_per_s"], 3),
+            "model_ms_per_sample_b32": round(1e3 / got["model-b32"]["throughput_per_s"], 3),
+            "server_cpu_ms_per_answer": {v: got[v]["server_cpu_ms_per_request"]
+                                         for v in ("batch1", "dynamic")},
+            "client_cpu_ms_per_answer": {v: got[v]["client_cpu_ms_per_request"]
+                                         for v in ("batch1", "dynamic")},
+        }
     return out
 
 
 def summary_lines(data: dict) -> list[str]:
-    load = [f"- 1-minute load average at the end: {data.get('loadavg_1m_at_end')} on "
-            f"{data['machine'].get('cores')} cores (the server, the load generator and any "
-            f"other work share them)."]
-    return load + [f"- {m}: over HTTP, dynamic batching serves **{v['throughput_ratio']}x** the "
-                   f"answers/s of batch-1 serving at concurrency {CONCURRENCY} (p99 "
-                   f"{v['p99_ms_dynamic']} ms vs {v['p99_ms_batch1']} ms); the same service "
-                   f"without HTTP (32 threads calling the batcher): "
-                   f"**{v['throughput_ratio_no_http']}x**." for m, v in data["summary"].items()]
+    lines = [f"- 1-minute load average at the end: {data.get('loadavg_1m_at_end')} on "
+             f"{data['machine'].get('cores')} cores shared with other work: answers/s follow "
+             f"the CPU share each variant got; CPU per answer does not.",
+             "- batch1/dynamic: .npy bodies, thread executor; *-json: JSON bodies; *-process: "
+             "`--executor process`; *-no-http: 32 threads calling the batcher; model-b1/b32: "
+             "one predictor run directly (1 thread). Every variant: 2 workers, 1 thread each, "
+             "32 keep-alive connections."]
+    for m, v in data["summary"].items():
+        lines.append(
+            f"- {m}: over HTTP, dynamic batching serves **{v['throughput_ratio']}x** the "
+            f"answers/s of batch-1 serving at concurrency {CONCURRENCY} (p50 "
+            f"{v['p50_ms_dynamic']} vs {v['p50_ms_batch1']} ms, p99 {v['p99_ms_dynamic']} vs "
+            f"{v['p99_ms_batch1']} ms) and costs **{v['cpu_per_answer_ratio']}x** less CPU per "
+            f"answer; with JSON bodies {v['throughput_ratio_json']}x; with the process "
+            f"executor {v['throughput_ratio_process']}x; without HTTP: "
+            f"{v['throughput_ratio_no_http']}x; the model alone: "
+            f"{v['model_batch_gain']}x ({v['model_ms_per_sample_b1']} -> "
+            f"{v['model_ms_per_sample_b32']} ms per sample).")
+    return lines
 
 
 if __name__ == "__main__":

