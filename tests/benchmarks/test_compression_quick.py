@@ -31,5 +31,9 @@ def test_compression_quick(tmp_path):
     s = data["summary"]
     assert {"ptq", "qat", "prune", "distill", "checks"} <= set(s)
     assert s["prune"]["flops_after"] < s["prune"]["flops_before"]
+    d = s["distill"]  # KD vs plain repeated per seed, with means and spreads
+    assert d["seeds"] == [0, 1] and len(d["per_seed"]) == 2 and d["labelled_images"] == 300
+    assert {r["seed"] for r in data["rows"] if r["variant"] == "student-kd"} == {0, 1}
+    assert d["kd_beats_plain"] == (d["kd_accuracy"] > d["plain_accuracy"])
     assert len(s["checks"]) == 7 and all(isinstance(v, bool) for v in s["checks"].values())
     assert [c["name"] for c in data["ptq_candidates"]] == ["abs_max", "avg"]

@@ -17,7 +17,8 @@ SHRINK = ["-o", "data.train_subset=600", "-o", "data.eval_subset=200",
 STEPS = "finetune.max_steps_per_epoch=3"
 PER_CONFIG = {
     "mnist_prune": [f"prune.{STEPS}", "prune.sensitivity_samples=50"],
-    "mnist_distill": [f"student.{STEPS}", f"student_no_teacher.{STEPS}"],
+    "mnist_distill": [f"student.{STEPS}", f"student_no_teacher.{STEPS}",
+                      "student.finetune.epochs=1", "student_no_teacher.finetune.epochs=1"],
     "mnist_ptq": ["ptq.calibration.count=64", "ptq.evaluation.count=100",
                   "ptq.sensitivity_samples=50", "ptq.latency.iters=5", "ptq.latency.rounds=1",
                   "ptq.latency.max_seconds=0.3", f"ptq.qat.{STEPS}"],
