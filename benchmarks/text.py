@@ -21,6 +21,7 @@ the distilled student, fp32 and int8.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -96,20 +97,41 @@ def _load(artifact: Any, backend: str, options: dict[str, Any]) -> Any:
 
 
 # -- end to end -----------------------------------------------------------------------------
-def end_to_end(artifact: Any, backend: str, options: dict[str, Any], texts: list[str],
-               batch: int, max_seconds: float, accuracy: float | None) -> dict[str, Any]:
-    from paddleopt.deploy.bench import RssSampler
+def end_to_end(setups: list[tuple[str, Any, str, dict[str, Any]]], texts: list[str],
+               batch: int, max_seconds: float, rounds: int) -> dict[str, dict[str, Any]]:
+    """Variant -> end-to-end timing at ``batch``. The variants are timed in turn, ``rounds``
+    times each (``max_seconds / rounds`` per turn), and each keeps its fastest round: on a
+    shared machine the load changes from minute to minute, so ratios are only fair between
+    numbers taken in the same window."""
     from paddleopt.text.ernie import ErnieTextEncoder
     from paddleopt.text.preprocess import artifact_encoder
 
-    base = artifact_encoder(artifact)
-    encoder = ErnieTextEncoder(base.spec, base.vocab_path, cache=False)  # tokenize every call
-    predictor = _load(artifact, backend, options)
+    ready = []
+    for variant, artifact, backend, options in setups:
+        base = artifact_encoder(artifact)
+        encoder = ErnieTextEncoder(base.spec, base.vocab_path, cache=False)  # tokenize always
+        predictor = _load(artifact, backend, options)
+        if encoder.spec.use_lac:
+            encoder.lac.run(texts[:8])  # build LAC's predictor before timing
+        encoder.encode(texts[:batch])
+        predictor.run(list(encoder.pad(encoder.encode(texts[:batch]))))  # warm up both
+        ready.append((variant, backend, encoder, predictor))
+    best: dict[str, dict[str, Any]] = {}
+    for _ in range(rounds):
+        for variant, backend, encoder, predictor in ready:
+            got = _timed_loop(encoder, predictor, backend, texts, batch, max_seconds / rounds)
+            if variant not in best or got["throughput_per_s"] > best[variant]["throughput_per_s"]:
+                best[variant] = got
+    for result in best.values():
+        result["rounds"] = rounds
+    return best
+
+
+def _timed_loop(encoder: Any, predictor: Any, backend: str, texts: list[str], batch: int,
+                max_seconds: float) -> dict[str, Any]:
+    from paddleopt.deploy.bench import RssSampler
+
     lac_seconds = 0.0
-    if encoder.spec.use_lac:
-        encoder.lac.run(texts[:8])  # build LAC's predictor before timing
-    encoder.encode(texts[:batch])
-    predictor.run(list(encoder.pad(encoder.encode(texts[:batch]))))  # warm up both
     sampler = RssSampler()
     sampler.start()
     pre, model, total = [], [], []
@@ -143,7 +165,6 @@ def end_to_end(artifact: Any, backend: str, options: dict[str, Any], texts: list
         "lac_share": float(lac_seconds / np.sum(total)) if encoder.spec.use_lac else None,
         "calls": len(total),
         "peak_rss_mb": round(peak, 1),
-        "accuracy": accuracy,
         "onednn": info.get("onednn") if backend == "paddle_inference" else None,
         "onednn_int8_ops": info.get("onednn_int8_ops"),
         "threads": info.get("threads", THREADS),
@@ -201,6 +222,8 @@ def main() -> None:
     args = parse_args(SUITE, __doc__)
     from paddleopt.data.loaders import data_from_manifest
 
+    load_before = [round(x, 2) for x in os.getloadavg()]  # the machine is shared: say how busy
+
     if args.quick:
         import sys
 
@@ -212,7 +235,7 @@ def main() -> None:
         measured = ("student", pipeline_artifacts(config))
         others: list[tuple[str, dict[str, Any]]] = []
         teacher = None
-        batches, seconds, n_eval, n_parallel = [1, 8], 0.5, 64, 200
+        batches, seconds, rounds, n_eval, n_parallel = [1, 8], 0.5, 1, 64, 200
     else:
         # The rows: the distilled student (the one to deploy). The student trained from
         # scratch has the same architecture, so only its accuracy is measured.
@@ -220,7 +243,7 @@ def main() -> None:
                                                     "text_sentiment_distill.yaml"))
         others = [("student", finished_artifacts(REPO / "configs" / "text_sentiment.yaml"))]
         teacher = _teacher_artifact()
-        batches, seconds, n_eval, n_parallel = [1, 32], 8.0, None, 4000
+        batches, seconds, rounds, n_eval, n_parallel = [1, 32], 12.0, 4, None, 4000
     prefix, arts = measured
     fp32 = arts["export"]
     bundle = data_from_manifest(fp32.manifest.dataset, fp32.manifest.preprocess, n_eval)
@@ -232,20 +255,24 @@ def main() -> None:
         for variant, art, backend, options in variants(other_arts)[:2]:  # fp32, int8
             accuracies[f"{other}_{variant}"] = e2e_accuracy(art, texts, labels, backend,
                                                             options)
+    setups = variants(arts)
+    for variant, art, backend, options in setups:
+        accuracies[f"{prefix}_{variant}"] = e2e_accuracy(art, texts, labels, backend, options)
     rows = []
-    for variant, art, backend, options in variants(arts):
-        accuracy = e2e_accuracy(art, texts, labels, backend, options)
-        accuracies[f"{prefix}_{variant}"] = accuracy
-        for batch in batches:
-            result = end_to_end(art, backend, options, texts, batch, seconds, accuracy)
+    for batch in batches:
+        timed = end_to_end(setups, texts, batch, seconds, rounds)
+        for variant, art, backend, _ in setups:
             rows.append({"model": model_name, "student": prefix, "variant": variant,
                          "backend": backend, "precision": art.manifest.precision,
                          "batch_size": batch, "size_bytes": art.size_bytes(),
-                         "e2e": "raw text -> label",
-                         "use_lac": bool(art.manifest.preprocess.get("use_lac")), **result})
+                         "e2e": "raw text -> label", "accuracy": accuracies[f"{prefix}_{variant}"],
+                         "use_lac": bool(art.manifest.preprocess.get("use_lac")),
+                         **timed[variant]})
     bundle.cfg.train_subset = None
     parallel = parallel_preprocessing(bundle.spec, bundle.splits.train.texts[:n_parallel])
+    load_after = [round(x, 2) for x in os.getloadavg()]
     extra = {"parallel_preprocessing": parallel, "accuracy_test": accuracies,
+             "load_average_1_5_15m": {"start": load_before, "end": load_after},
              "accuracy_test_sentences": len(texts),
              "int8_vs_fp32": _int8_summary(rows, variants(arts)[1][0])}
     data = write_results(SUITE, rows, args.out, extra)
@@ -268,9 +295,15 @@ def _int8_summary(rows: list[dict], int8_variant: str) -> dict[str, Any]:
     for batch in sorted({r["batch_size"] for r in rows}):
         fp, q = [next(r for r in rows if r["batch_size"] == batch and r["variant"] == v)
                  for v in ("fp32", int8_variant)]
+        # Preprocessing is the same work in both rows, but on a loaded machine its time
+        # varies more than the model's gain; with the fp32 row's preprocessing time for both,
+        # the ratio shows what the int8 model alone changes end to end.
+        pre = fp["preprocess_ms_p50"]
         out[f"batch{batch}"] = {
             "variant": int8_variant,
             "e2e_speedup": round(q["throughput_per_s"] / fp["throughput_per_s"], 2),
+            "e2e_speedup_same_preprocess_p50": round(
+                (pre + fp["model_ms_p50"]) / (pre + q["model_ms_p50"]), 2),
             "model_speedup_p50": round(fp["model_ms_p50"] / q["model_ms_p50"], 2),
             "preprocess_share_fp32": round(fp["preprocess_share"], 3),
             "preprocess_share_int8": round(q["preprocess_share"], 3),
@@ -322,18 +355,29 @@ def _accuracy_lines(acc: dict[str, float | None]) -> list[str]:
 
 def _doc_body(data: dict) -> list[str]:
     lines = [(f"End to end = raw sentence -> label (oneDNN, {THREADS} thread per predictor; "
-              "preprocessing runs in the same thread, no token cache). The int8 rows without "
+              "preprocessing runs in the same thread, no token cache; the variants are timed "
+              "in turn, several rounds each, best round kept). The int8 rows without "
               "a suffix run oneDNN INT8 on fc ops only, as the artifact records; -all-ops "
               "overrides that to every quantized op. Accuracy: all "
               f"{data.get('accuracy_test_sentences', 1736):,} test sentences of "
               "chn_sentiment, also end to end."), "",
              *_table(data["rows"]), "",
              "Test accuracy, end to end:", "", *_accuracy_lines(data["accuracy_test"]), ""]
+    load = data.get("load_average_1_5_15m")
+    if load:
+        lines.append(f"Machine load average (1 min) {load['start'][0]} at the start, "
+                     f"{load['end'][0]} at the end, on {data['machine'].get('cores')} cores "
+                     "shared with other jobs: absolute numbers are noisy, compare within a "
+                     "row group.")
+        lines.append("")
     for batch, s in data["int8_vs_fp32"].items():
+        same = s.get("e2e_speedup_same_preprocess_p50")
         lines.append(f"- {batch}: {s['variant']} vs fp32 end to end **{s['e2e_speedup']}x** "
-                     f"sentences/s (model alone {s['model_speedup_p50']}x at p50; LAC + "
-                     f"tokenization {s['preprocess_share_fp32']:.0%} of the fp32 time, "
-                     f"{s['preprocess_share_int8']:.0%} of the int8 time), accuracy drop "
+                     f"sentences/s" + (f" ({same}x with both rows' p50 preprocessing time "
+                                       f"taken from the fp32 row)" if same else "") +
+                     f"; model alone {s['model_speedup_p50']}x at p50; LAC + tokenization "
+                     f"{s['preprocess_share_fp32']:.0%} of the fp32 time, "
+                     f"{s['preprocess_share_int8']:.0%} of the int8 time; accuracy drop "
                      f"{s['accuracy_drop']:+.4f}.")
     lines += ["", ("Parallel preprocessing (training sentences, no cache; the 2-worker time "
                    "includes forking the workers and, with LAC, building a LAC predictor in "

@@ -330,16 +330,27 @@ def quantize_post_static(
         feed_vars = [paddle.static.data(f["name"], f["shape"], f["dtype"]) for f in feeds]
         loader = paddle.io.DataLoader(_Batches(), feed_list=feed_vars, places=place,
                                       return_list=False, batch_size=None)
-        quant_post_static(
-            executor=exe, model_dir=str(model_file.parent), quantize_model_path=str(out_dir),
-            data_loader=loader, model_filename=model_file.name,
-            params_filename=params_file.name if params_file else None,
-            save_model_filename="model.pdmodel", save_params_filename="model.pdiparams",
-            batch_nums=len(batches), scope=scope, algo=paddle_algo,
-            hist_percent=hist_percent, bias_correction=bias_correction,
-            quantizable_op_type=list(quantizable_op_types),
-            weight_quantize_type=weight_quantize_type, onnx_format=onnx_format,
-            skip_tensor_list=list(skip_tensors) or None, optimize_model=optimize_model)
+        try:
+            quant_post_static(
+                executor=exe, model_dir=str(model_file.parent),
+                quantize_model_path=str(out_dir), data_loader=loader,
+                model_filename=model_file.name,
+                params_filename=params_file.name if params_file else None,
+                save_model_filename="model.pdmodel", save_params_filename="model.pdiparams",
+                batch_nums=len(batches), scope=scope, algo=paddle_algo,
+                hist_percent=hist_percent, bias_correction=bias_correction,
+                quantizable_op_type=list(quantizable_op_types),
+                weight_quantize_type=weight_quantize_type, onnx_format=onnx_format,
+                skip_tensor_list=list(skip_tensors) or None, optimize_model=optimize_model)
+        except (IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
+            # Paddle's own PTQ code failing on this model with this algorithm (avg reshapes
+            # every activation by its first dimension and fails on ERNIE's 0-d tensors): the
+            # data were validated above, so it is the algorithm that does not fit.
+            raise UserError(f"PaddleSlim's post-training quantization with algo "
+                            f"'{algo.lower()}' failed on '{model_file}': "
+                            f"{type(exc).__name__}: {exc}",
+                            "use another algo (hist, mse, kl, abs_max); the data and the "
+                            "model were checked and are not the cause.") from exc
 
     from paddleopt.compress.int8_check import program_quant_summary
     from paddleopt.compress.onednn_fix import apply_onednn_int8_fixes

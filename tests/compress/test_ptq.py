@@ -185,3 +185,18 @@ def test_single_array_is_one_batch(fp32_model_dir, digits, tmp_path):
     report = quantize_post_static(fp32_model_dir, tmp_path, digits["x_train"][:8],
                                   algo="abs_max")
     assert report.batches == 1 and report.samples == 8
+
+
+def test_paddleslim_failure_is_a_user_error(fp32_model_dir, calib_npz, tmp_path, monkeypatch):
+    """Paddle's avg sampling raises IndexError on 0-d activations (ERNIE): a clear error
+    naming the algo, which the accuracy-aware search records as a failed candidate."""
+    import paddleslim.quant
+
+    def broken(**kwargs):  # noqa: ANN003, ANN202
+        raise IndexError("tuple index out of range")
+
+    monkeypatch.setattr(paddleslim.quant, "quant_post_static", broken)
+    with pytest.raises(UserError, match="algo 'avg' failed .*IndexError") as err:
+        quantize_post_static(fp32_model_dir, tmp_path, calib_npz, algo="avg", batch_size=16,
+                             batch_nums=1)
+    assert "use another algo" in err.value.fix
