@@ -59,6 +59,8 @@ class Variant:
     max_wait_ms: float
     executor: str
     body: str  # npy | json
+    workers: int = WORKERS
+    threads: int = 1  # CPU threads per predictor
 
 
 HTTP_VARIANTS = (Variant("batch1", 1, 0.0, "thread", "npy"),
@@ -67,6 +69,11 @@ HTTP_VARIANTS = (Variant("batch1", 1, 0.0, "thread", "npy"),
                  Variant("dynamic-json", 32, 2.0, "thread", "json"),
                  Variant("batch1-process", 1, 0.0, "process", "npy"),
                  Variant("dynamic-process", 32, 2.0, "process", "npy"))
+# Full run only: the same comparison with one predictor of 2 threads (same cores). One worker
+# lets the queue fill while it runs, so batches are about twice as large (~concurrency / 2
+# instead of / 3 in a closed loop), and batch-1 runs cannot use the second thread well.
+HTTP_VARIANTS_1X2 = (Variant("batch1-1x2", 1, 0.0, "thread", "npy", 1, 2),
+                     Variant("dynamic-1x2", 32, 2.0, "thread", "npy", 1, 2))
 NO_HTTP_VARIANTS = (Variant("batch1-no-http", 1, 0.0, "thread", "npy"),
                     Variant("dynamic-no-http", 32, 2.0, "thread", "npy"))
 
@@ -210,15 +217,15 @@ class Tally:
 
 def start_server(artifact: Path, v: Variant) -> tuple[Any, str]:
     cmd = [sys.executable, "-m", "paddleopt", "serve", str(artifact), "--port", "0",
-           "--max-batch-size", str(v.max_batch), "--workers", str(WORKERS),
-           "--max-wait-ms", str(v.max_wait_ms), "--max-queue", "4096",
-           "--executor", v.executor]
+           "--max-batch-size", str(v.max_batch), "--workers", str(v.workers),
+           "--threads", str(v.threads), "--max-wait-ms", str(v.max_wait_ms),
+           "--max-queue", "4096", "--executor", v.executor]
     proc, line, _ = start_until(cmd, " on http://", python_env(), timeout=300)
     return proc, line.split(" on ", 1)[1].split()[0]
 
 
 def measure_http(name: str, artifact: Path, shape: list[int], rounds: int, requests: int,
-                 seconds: float) -> list[dict]:
+                 seconds: float, variants: tuple[Variant, ...] = HTTP_VARIANTS) -> list[dict]:
     import httpx
 
     from paddleopt.serve.loadgen import run_load
@@ -227,14 +234,14 @@ def measure_http(name: str, artifact: Path, shape: list[int], rounds: int, reque
     servers: dict[Variant, tuple[Any, str]] = {}
     rss: dict[Variant, float | None] = {}
     starters = [threading.Thread(target=lambda v=v: servers.__setitem__(
-        v, start_server(artifact, v))) for v in HTTP_VARIANTS]
+        v, start_server(artifact, v))) for v in variants]
     for thread in starters:  # in parallel: each imports Paddle (seconds of CPU)
         thread.start()
     for thread in starters:
         thread.join()
-    tallies = {v: Tally() for v in HTTP_VARIANTS}
+    tallies = {v: Tally() for v in variants}
     try:
-        missing = [v.name for v in HTTP_VARIANTS if v not in servers]
+        missing = [v.name for v in variants if v not in servers]
         if missing:
             raise RuntimeError(f"servers did not start: {missing}")
         for v, (_proc, url) in servers.items():
@@ -265,7 +272,7 @@ def measure_http(name: str, artifact: Path, shape: list[int], rounds: int, reque
     finally:
         for proc, _ in servers.values():
             stop_process(proc)
-    return [tallies[v].row(base_row(name, artifact, v, rss.get(v))) for v in HTTP_VARIANTS]
+    return [tallies[v].row(base_row(name, artifact, v, rss.get(v))) for v in variants]
 
 
 def base_row(name: str, artifact: Path, v: Variant, rss: float | None,
@@ -274,9 +281,10 @@ def base_row(name: str, artifact: Path, v: Variant, rss: float | None,
 
     art = Artifact.open(artifact)
     return {"model": name, "variant": v.name, "backend": backend,
-            "precision": art.manifest.precision, "batch_size": v.max_batch, "threads": 1,
-            "onednn": True, "accuracy": None, "size_bytes": art.size_bytes(),
-            "peak_rss_mb": rss, "concurrency": CONCURRENCY, "workers": WORKERS,
+            "precision": art.manifest.precision, "batch_size": v.max_batch,
+            "threads": v.threads, "onednn": True, "accuracy": None,
+            "size_bytes": art.size_bytes(), "peak_rss_mb": rss, "concurrency": CONCURRENCY,
+            "workers": v.workers,
             "executor": v.executor, "body": v.body, "max_wait_ms": v.max_wait_ms}
 
 
@@ -391,12 +399,13 @@ def main() -> None:
         models = [("quickstart-cnn", result.artifacts["export"].path, [1, 28, 28]),
                   ("mlp-4096x3", build_mlp(work / "mlp", 4096, 28, "mnist"), [1, 28, 28]),
                   ("mobilenet_v2-96", build_mobilenet(work / "mv2", 96), [3, 96, 96])]
-        rounds, requests, seconds = 4, 12000, 24.0
+        rounds, requests, seconds = 3, 9000, 15.0
+    variants = HTTP_VARIANTS if args.quick else HTTP_VARIANTS + HTTP_VARIANTS_1X2
     rows = []
     for name, artifact, shape in models:
         print(f"== {name}", flush=True)
         rows += measure_model(name, Path(artifact), shape, rounds, 8.0 if not args.quick else 1)
-        rows += measure_http(name, Path(artifact), shape, rounds, requests, seconds)
+        rows += measure_http(name, Path(artifact), shape, rounds, requests, seconds, variants)
         rows += measure_no_http(name, Path(artifact), shape, rounds, requests, seconds / 2)
     summary = ratios(rows)
     meta = {"summary": summary, "loadavg_1m_at_end": round(os.getloadavg()[0], 2)}
@@ -431,6 +440,12 @@ def ratios(rows: list[dict]) -> dict:
             "throughput_ratio_process": ratio("batch1-process", "dynamic-process"),
             "throughput_ratio_no_http": ratio("batch1-no-http", "dynamic-no-http"),
             "model_batch_gain": ratio("model-b1", "model-b32"),
+            **({"throughput_ratio_1x2": ratio("batch1-1x2", "dynamic-1x2"),
+                "best_vs_best": round(max(got["dynamic"]["throughput_per_s"],
+                                          got["dynamic-1x2"]["throughput_per_s"])
+                                      / max(got["batch1"]["throughput_per_s"],
+                                            got["batch1-1x2"]["throughput_per_s"], 1e-9), 2)}
+               if "dynamic-1x2" in got else {}),
             "dynamic_npy_vs_json": ratio("dynamic-json", "dynamic"),
             "dynamic_process_vs_thread": ratio("dynamic", "dynamic-process"),
             "p50_ms_batch1": got["batch1"]["latency_ms"]["p50"],
@@ -453,8 +468,8 @@ def summary_lines(data: dict) -> list[str]:
              f"the CPU share each variant got; CPU per answer does not.",
              "- batch1/dynamic: .npy bodies, thread executor; *-json: JSON bodies; *-process: "
              "`--executor process`; *-no-http: 32 threads calling the batcher; model-b1/b32: "
-             "one predictor run directly (1 thread). Every variant: 2 workers, 1 thread each, "
-             "32 keep-alive connections."]
+             "one predictor run directly (1 thread); *-1x2: 1 worker with 2 threads instead of "
+             "2 workers with 1 thread each. 32 keep-alive connections throughout."]
     for m, v in data["summary"].items():
         lines.append(
             f"- {m}: over HTTP, dynamic batching serves **{v['throughput_ratio']}x** the "
@@ -462,7 +477,10 @@ def summary_lines(data: dict) -> list[str]:
             f"{v['p50_ms_dynamic']} vs {v['p50_ms_batch1']} ms, p99 {v['p99_ms_dynamic']} vs "
             f"{v['p99_ms_batch1']} ms) and costs **{v['cpu_per_answer_ratio']}x** less CPU per "
             f"answer; with JSON bodies {v['throughput_ratio_json']}x; with the process "
-            f"executor {v['throughput_ratio_process']}x; without HTTP: "
+            f"executor {v['throughput_ratio_process']}x; "
+            + (f"with 1 worker x 2 threads {v['throughput_ratio_1x2']}x (best config of each "
+               f"mode: {v['best_vs_best']}x); " if "throughput_ratio_1x2" in v else "")
+            + f"without HTTP: "
             f"{v['throughput_ratio_no_http']}x; the model alone: "
             f"{v['model_batch_gain']}x ({v['model_ms_per_sample_b1']} -> "
             f"{v['model_ms_per_sample_b32']} ms per sample).")

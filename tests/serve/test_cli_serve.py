@@ -44,3 +44,19 @@ def test_cli_serve_refuses_a_bad_artifact(tiny_inference, tmp_path, cli):
 def test_cli_serve_needs_something_to_serve(cli):
     proc = cli("serve", timeout=60)
     assert proc.returncode == 2 and "no ARTIFACT" in proc.stderr
+
+
+def test_cli_serve_rejects_an_unknown_executor(cli, tiny_inference):
+    proc = cli("serve", str(tiny_inference.path), "--executor", "fork", timeout=60)
+    assert proc.returncode == 2 and "--executor" in proc.stderr and "process" in proc.stderr
+
+
+def test_serve_config_rejects_an_unknown_executor(tiny_inference):
+    import pytest
+
+    from paddleopt.serve.server import ServeConfig, Service
+    from paddleopt.utils.errors import UserError
+
+    with pytest.raises(UserError) as info:
+        Service(ServeConfig(port=0, executor="fork"), tiny_inference.path)
+    assert "executor" in str(info.value)
