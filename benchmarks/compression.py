@@ -28,6 +28,7 @@ TEACHER = {"depths": [1, 1, 1], "widths": [48, 96, 192]}
 STUDENT = {"arch": "resnet_small", "num_classes": 10, "in_channels": 1,
            "kwargs": {"depths": [1, 1, 1], "widths": [8, 16, 32]}}
 STUDENT_LABELS = 2000  # labelled images the students learn from (the teacher saw 20,000)
+STUDENT_EPOCHS = 8
 STUDENT_SEEDS = (0, 1, 2)  # KD vs plain is repeated per seed: a mean, not one lucky draw
 PLOT = REPO / "docs" / "images" / "compression_ptq_candidates.png"
 
@@ -94,7 +95,7 @@ def students_config(work_dir: Path, teacher: Path, quick: bool, seed: int) -> di
         cfg = full_config(work_dir)
         cfg["name"] = "bench_compression_students"
         cfg["seed"] = seed
-        ft = {"epochs": 8, "progress_bar": False,
+        ft = {"epochs": STUDENT_EPOCHS, "progress_bar": False,
               "optimizer": {"name": "adam", "lr": 0.01}, "schedule": {"name": "cosine"}}
         student = STUDENT
     common = {"type": "distill", "student": student, "finetune": ft,
@@ -105,6 +106,11 @@ def students_config(work_dir: Path, teacher: Path, quick: bool, seed: int) -> di
         "student_plain": {**common, "alpha": 0.0},
     }
     return cfg
+
+
+def students_dir(work: Path) -> Path:
+    """One folder per student regime, so that changing it never overwrites measured runs."""
+    return work / f"bench_compression_students_{STUDENT_LABELS}x{STUDENT_EPOCHS}"
 
 
 def quick_config(work_dir: Path) -> dict[str, Any]:
@@ -372,8 +378,7 @@ def main() -> None:
     teacher = arts["train"].path.resolve()
     students = {}
     for seed in STUDENT_SEEDS[:2] if args.quick else STUDENT_SEEDS:
-        cfg = students_config(work / "bench_compression_students" / f"seed_{seed}", teacher,
-                              args.quick, seed)
+        cfg = students_config(students_dir(work) / f"seed_{seed}", teacher, args.quick, seed)
         students[seed] = api.run(cfg, resume=not args.quick, evaluate=False).artifacts
     rows = measure(arts, students, args.quick)
     first = next(iter(students.values()))["student_kd"].manifest
