@@ -30,6 +30,7 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
     versions: Counter = field(default_factory=Counter)  # model_version of the answers
+    cpu_seconds: float = 0.0  # this process's CPU meanwhile: the load generator's own cost
 
     @property
     def failed(self) -> int:
@@ -44,6 +45,8 @@ class LoadResult:
                 "throughput_per_s": round(self.ok / self.seconds, 1) if self.seconds else 0.0,
                 "latency_ms": {"p50": round(float(p50), 3), "p90": round(float(p90), 3),
                                "p99": round(float(p99), 3)},
+                "client_cpu_ms_per_request": round(self.cpu_seconds / self.requests * 1e3, 3)
+                if self.requests else None,
                 "versions": dict(self.versions), "errors": self.errors[:5]}
 
 
@@ -71,6 +74,7 @@ async def run_load_async(url: str, body: bytes | Callable[[int], bytes], concurr
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     result = LoadResult()
     counter = iter(range(max_requests))
+    cpu_started = time.process_time()
     started = time.perf_counter()
     deadline = started + max_seconds
 
@@ -109,6 +113,7 @@ async def run_load_async(url: str, body: bytes | Callable[[int], bytes], concurr
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
     result.seconds = time.perf_counter() - started
+    result.cpu_seconds = time.process_time() - cpu_started
     return result
 
 
@@ -125,14 +130,17 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
-    parser.add_argument("body", help="JSON file with the /predict body")
+    parser.add_argument("body", help="file with the /predict body (JSON, or .npy bytes with "
+                                     "--content-type application/x-npy)")
+    parser.add_argument("--content-type", default="application/json")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
     with open(args.body, "rb") as fh:
         body = fh.read()
-    result = run_load(args.url, body, args.concurrency, args.requests, args.seconds)
+    result = run_load(args.url, body, args.concurrency, args.requests, args.seconds,
+                      content_type=args.content_type)
     print(json.dumps(result.summary(), indent=2))
     return 0 if result.failed == 0 else 1
 
