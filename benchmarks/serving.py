@@ -50,6 +50,7 @@ WORK = Path(tempfile.gettempdir()) / f"bench_serve_{os.getpid()}"
 SUITE = "serving"
 CONCURRENCY = 32
 WORKERS = 2
+WARMUP = CONCURRENCY * 8  # requests per variant before measuring (--quick: fewer)
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def measure_http(name: str, artifact: Path, shape: list[int], rounds: int, reque
         for v, (_proc, url) in servers.items():
             body, ctype = payloads[v.body]
             # warm-up: oneDNN primitives for the batch sizes this variant will see
-            run_load(url, body, CONCURRENCY, CONCURRENCY * 8, 10, content_type=ctype)
+            run_load(url, body, CONCURRENCY, WARMUP, 10, content_type=ctype)
         for _ in range(rounds):
             for v, (proc, url) in servers.items():
                 body, ctype = payloads[v.body]
@@ -336,7 +337,7 @@ def measure_no_http(name: str, artifact: Path, shape: list[int], rounds: int, re
 
     try:
         for service in services.values():
-            drive(service, CONCURRENCY * 8, 10, None)  # warm-up
+            drive(service, WARMUP, 10, None)  # warm-up
         for _ in range(rounds):
             for v, service in services.items():
                 drive(service, requests // rounds, seconds / rounds, tallies[v])
@@ -393,7 +394,9 @@ def main() -> None:
         result = api.run(tiny_config(work / "tiny"), evaluate=False)
         models = [("lenet-digits", result.artifacts["export"].path, [1, 8, 8]),
                   ("mlp-1024x3", build_mlp(work / "mlp", 1024, 8, "digits"), [1, 8, 8])]
-        rounds, requests, seconds = 2, 400, 3.0
+        rounds, requests, seconds = 2, 300, 2.0
+        global WARMUP
+        WARMUP = CONCURRENCY * 2
     else:
         result = api.run(REPO / "configs" / "quickstart.yaml", resume=True, evaluate=False)
         models = [("quickstart-cnn", result.artifacts["export"].path, [1, 28, 28]),
