@@ -11,7 +11,9 @@ arrays travel pickled over a socketpair (~0.1 ms for a 32x784 float32 batch).
 ``ProcessPredictor`` looks like any ``Predictor`` (``run``, ``backend``, ``describe``), so the
 pool, cache, hot reload and probe work unchanged: ``clone()`` is not supported, so the pool
 starts another process for each worker, and ``close()`` ends the child (the pool calls it
-when the model is unloaded). A child whose parent dies sees EOF and exits.
+when the model is unloaded). A child whose parent dies sees EOF and exits; a child that dies
+(OOM killer, a native crash) fails the batch it was running with a 500 and is started again
+on its predictor's next run.
 """
 from __future__ import annotations
 
@@ -35,8 +37,15 @@ class ProcessPredictor:
         self.artifact_path = str(artifact_path)
         self.backend_name = backend
         self.options = dict(options or {})
+        self.start_timeout_s = start_timeout_s
         self._lock = threading.Lock()
         self.closed = False
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        artifact_path, backend, start_timeout_s = (self.artifact_path, self.backend_name,
+                                                   self.start_timeout_s)
         parent, child = socket.socketpair()
         root = str(Path(__file__).resolve().parents[2])  # paddleopt's parent: importable
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -60,10 +69,10 @@ class ProcessPredictor:
                                 "use --executor thread.")
             reply = self._recv()
         except BaseException:
-            self.close()
+            self._stop()
             raise
         if reply[0] != "ready":
-            self.close()
+            self._stop()
             raise UserError(reply[1], reply[2])
         info = reply[1]
         self.backend = info["backend"]
@@ -84,6 +93,12 @@ class ProcessPredictor:
         with self._lock:  # one run at a time per child, like any predictor
             if self.closed:
                 raise UserError("this executor process was closed.", "retry the request.")
+            if self._proc.poll() is not None:
+                # The child died (OOM killer, a crash in native code): the batch that was
+                # running got the error; start a new one for this and later batches.
+                self._stop()
+                self._start()
+                self.restarts += 1
             try:
                 self._conn.send(("run", feeds))
             except OSError:
@@ -98,7 +113,8 @@ class ProcessPredictor:
         raise NotImplementedError("a process predictor is not cloned; start another")
 
     def describe(self) -> dict[str, Any]:
-        return {**self._describe, "executor": "process", "pid": self.pid}
+        return {**self._describe, "executor": "process", "pid": self.pid,
+                "restarts": self.restarts}
 
     @property
     def inputs(self) -> list[Any]:
@@ -108,6 +124,9 @@ class ProcessPredictor:
         if self.closed:
             return
         self.closed = True
+        self._stop(timeout)
+
+    def _stop(self, timeout: float = 5.0) -> None:
         try:
             self._conn.send(("exit",))
         except (OSError, ValueError):

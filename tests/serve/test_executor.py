@@ -100,3 +100,24 @@ def test_process_executor_hot_reload_under_load_drops_nothing(tiny_inference, tm
         result = box["result"]
         assert result.failed == 0, result.summary()
         assert len(result.versions) >= 2, result.versions
+
+
+def test_a_dead_executor_process_is_restarted_on_its_next_run(tiny_inference):
+    import os
+    import signal
+
+    from paddleopt.serve.procpool import ProcessPredictor
+
+    predictor = ProcessPredictor(tiny_inference.path, "paddle_inference", {"threads": 1})
+    try:
+        x = sample(2)
+        first = predictor.run([x])[0]
+        dead = predictor.pid
+        os.kill(dead, signal.SIGKILL)
+        predictor._proc.wait(30)
+        again = predictor.run([x])[0]  # a new child loads the model and runs
+        np.testing.assert_allclose(again, first, atol=1e-6)
+        assert predictor.pid != dead and predictor.describe()["restarts"] == 1
+    finally:
+        predictor.close()
+    assert predictor._proc.poll() is not None
