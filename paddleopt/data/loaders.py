@@ -68,6 +68,14 @@ class DataBundle:
         split = self.eval_split.head(limit)
         return [materialize(split, self.preprocess)], split.labels
 
+    def val_feeds(self, limit: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """Like ``eval_feeds`` on the validation split (the evaluation split when the dataset
+        has no validation samples): decisions taken inside stages (sensitivities, accuracy
+        budgets) keep the test split untouched."""
+        val = self.splits.val
+        split = val.head(limit) if val is not None and len(val) else self.eval_split.head(limit)
+        return [materialize(split, self.preprocess)], split.labels
+
     def calibration_feeds(self, count: int) -> list[np.ndarray]:
         """The first ``count`` training samples (never the evaluation split), per input."""
         return [materialize(self.train_split.head(count), self.preprocess)]

@@ -137,14 +137,9 @@ def accuracy_of(model: Any, feeds: list[np.ndarray], labels: np.ndarray,
 
 def held_out(data: Any, count: int) -> tuple[list[np.ndarray], np.ndarray]:
     """``count`` validation samples for decisions taken inside a stage (sensitivities,
-    candidates), so the test split stays untouched; the eval split when there is no val."""
-    splits = getattr(data, "splits", None)
-    if splits is not None and getattr(splits, "val", None) is not None and len(splits.val):
-        from paddleopt.data.datasets import materialize
-
-        split = splits.val.head(count)
-        return [materialize(split, data.preprocess)], split.labels
-    return data.eval_feeds(count)
+    candidates), so the test split stays untouched; the eval split when there is no val.
+    Image and text bundles both provide them (``val_feeds``)."""
+    return data.val_feeds(count)
 
 
 def finetune(model: Any, data: Any, cfg: TrainConfig, ctx: StageContext, **fit_kwargs: Any

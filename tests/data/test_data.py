@@ -21,6 +21,10 @@ def test_mnist_is_real_and_split():
     # normalized with the MNIST mean/std recorded in the manifest
     assert abs(float(feeds[0].mean())) < 0.3
     assert bundle.manifest_fields()["preprocess"]["mean"] == [0.1307]
+    # validation samples (for decisions inside stages) come from val, not from test
+    val, val_labels = bundle.val_feeds(20)
+    assert val[0].shape == (20, 1, 28, 28)
+    assert (val_labels == bundle.splits.val.labels[:20]).all()
 
 
 def make_folder(root, classes=("cat", "dog"), per_class=5, size=(12, 10)):

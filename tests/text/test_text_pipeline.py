@@ -58,6 +58,12 @@ def test_loader_batches_and_specs():
     feeds, labels = bundle.eval_feeds(10)
     assert [f.shape[0] for f in feeds] == [10, 10] and labels.shape == (10,)
     assert bundle.calibration_feeds(4)[0].shape[0] == 4
+    # stages' own decisions (prune sensitivities, ptq budgets) read validation texts
+    from paddleopt.stages._compress import held_out
+
+    val, val_labels = held_out(bundle, 12)
+    assert [f.shape[0] for f in val] == [12, 12]
+    assert (val_labels == bundle.splits.val.labels[:12]).all()
     fields = bundle.manifest_fields()
     assert fields["labels"] == ["negative", "positive"]
     assert fields["preprocess"]["vocab_size"] == 21128 and "workers" not in fields["preprocess"]
