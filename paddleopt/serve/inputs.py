@@ -10,8 +10,8 @@ Accepted bodies (one of):
 
 Optional: ``"top_k": K`` adds class predictions with labels to the answer.
 
-Binary bodies skip JSON's float parsing (``parse_binary``; JSON costs ~0.85 ms more server CPU
-for 784 floats, ~12 ms for one 3x96x96 image), selected by Content-Type:
+Binary bodies skip JSON's float parsing (``parse_binary``; JSON costs 0.6-0.85 ms more server
+CPU for 784 floats, ~12 ms for one 3x96x96 image), selected by Content-Type:
 
 * ``application/x-npy``: one ``numpy.save`` array (single-input models);
 * ``application/x-npz``: ``numpy.savez`` arrays named like the model's inputs;

@@ -124,7 +124,13 @@ class ProcessPredictor:
         if self.closed:
             return
         self.closed = True
-        self._stop(timeout)
+        # A run still in flight (its requests timed out and let the model go) finishes first.
+        locked = self._lock.acquire(timeout=60)
+        try:
+            self._stop(timeout)
+        finally:
+            if locked:
+                self._lock.release()
 
     def _stop(self, timeout: float = 5.0) -> None:
         try:
