@@ -87,6 +87,11 @@ def parse_body(body: Any, manifest: Any, max_rows: int) -> ParsedRequest:
         feeds = _image_feeds(body["images"], manifest, max_rows)
     else:
         feeds = _text_feeds(body["texts"], manifest, max_rows)
+    return ParsedRequest(feeds, _checked_rows(feeds, max_rows), top_k)
+
+
+def _checked_rows(feeds: list[np.ndarray], max_rows: int) -> int:
+    """The request's sample count: at least 1 and at most ``max_rows`` (else 422 / 413)."""
     rows = int(feeds[0].shape[0])
     if rows < 1:
         raise RequestError(422, "the request holds no samples (batch dimension 0).",
@@ -94,7 +99,7 @@ def parse_body(body: Any, manifest: Any, max_rows: int) -> ParsedRequest:
     if rows > max_rows:
         raise RequestError(413, f"the request holds {rows} samples; this server accepts at "
                            f"most {max_rows} per request.", "split it into smaller requests.")
-    return ParsedRequest(feeds, rows, top_k)
+    return rows
 
 
 def _expected(manifest: Any) -> str:
@@ -262,14 +267,7 @@ def parse_binary(content_type: str, data: bytes, headers: Any, manifest: Any, ma
         raise RequestError(422, f"inputs have different batch sizes "
                            f"{[f.shape[0] for f in feeds]}.",
                            "give every input the same first dimension.")
-    rows = int(feeds[0].shape[0])
-    if rows < 1:
-        raise RequestError(422, "the request holds no samples (batch dimension 0).",
-                           "send at least one sample.")
-    if rows > max_rows:
-        raise RequestError(413, f"the request holds {rows} samples; this server accepts at "
-                           f"most {max_rows} per request.", "split it into smaller requests.")
-    return ParsedRequest(feeds, rows, top_k)
+    return ParsedRequest(feeds, _checked_rows(feeds, max_rows), top_k)
 
 
 def _expected_binary(manifest: Any) -> str:
