@@ -120,6 +120,8 @@ def save_int8_model(qat: Any, model: Any, out_dir: str | Path,
     from paddleopt.compress.onednn_fix import apply_onednn_int8_fixes
 
     model_file = out_dir / "model.pdmodel"
+    for leftover in out_dir.glob("model.pdiparams.info"):
+        leftover.unlink()  # training-only metadata (as in export): not part of the artifact
     fixes = apply_onednn_int8_fixes(model_file)  # so that oneDNN INT8 can run it (see there)
     return {"model_file": str(model_file), "params_file": str(out_dir / "model.pdiparams"),
             **program_quant_summary(model_file), "onednn_fixes": fixes}

@@ -27,6 +27,7 @@ def test_qat_finetune_and_int8_export(trained_cnn, digits, tmp_path):
     assert "forward" not in trained_cnn.__dict__  # the in-place to_static was undone
     assert summary["quant_ops"] > 0 and summary["quantized_compute_ops"] == 4
     assert summary["quant_op_types"].keys() >= {"quantize_linear", "dequantize_linear"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pdiparams", "model.pdmodel"]
 
     # The model still trains in dygraph after the export.
     trained_cnn.train()
