@@ -137,9 +137,9 @@ class Options:
             artifact records (``quantization.onednn_int8_ops``, written by ptq; every quantized
             op when it records none), "all" = every quantized op, or a list such as [fc].
         onednn_bf16: run the fp32 model's oneDNN ops in bfloat16 (enable_mkldnn_bfloat16);
-            needs a CPU with avx512_bf16 or AMX. Faster at small batches (quickstart CNN,
-            batch 1: ~1.3x here); bf16 keeps 8 mantissa bits, so check the accuracy (bench
-            prints it). fp32 artifacts only.
+            needs a CPU with avx512_bf16 or AMX. Quickstart CNN vs fp32 oneDNN (benchmarks/
+            inference.py): 1.17x at batch 1, 1.8x at batch 32; bf16 keeps 8 mantissa bits,
+            so check the accuracy (bench prints it). fp32 artifacts only.
         ir_optim: graph optimization passes (operator fusion etc.).
         memory_optim: reuse intermediate buffers (enable_memory_optim).
         ir_debug: dump the graph after every pass as .dot files into the working directory.
