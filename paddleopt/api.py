@@ -49,7 +49,7 @@ def launch_overrides(config: str | Path | dict, overrides: list[str] | None,
                      stage_types: tuple[str, ...] | None = None) -> list[str]:
     """The overrides plus ``fleet.nproc`` / ``fleet.ips`` for the stages that train (of
     ``stage_types``, default all); those stages then run under paddle.distributed.launch."""
-    from paddleopt.dist.launch import check_not_externally_launched, distributed_overrides
+    from paddleopt.distributed.launch import check_not_externally_launched, distributed_overrides
 
     check_not_externally_launched()
     overrides = list(overrides or [])

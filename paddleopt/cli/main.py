@@ -25,7 +25,7 @@ def _add_dist(p: argparse.ArgumentParser) -> None:
 
 
 def _dist_args(args: argparse.Namespace) -> dict[str, Any]:
-    from paddleopt.dist.launch import parse_ips
+    from paddleopt.distributed.launch import parse_ips
 
     if args.nproc is not None and args.nproc < 1:
         raise UserError(f"--nproc must be >= 1, got {args.nproc}.", "use e.g. --nproc 2")
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BaseException as exc:
-        from paddleopt.dist.launch import WorkerNodeFinished
+        from paddleopt.distributed.launch import WorkerNodeFinished
 
         if isinstance(exc, WorkerNodeFinished):  # multi-node: this node's ranks are done
             print(str(exc), file=sys.stderr)

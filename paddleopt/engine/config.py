@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from paddleopt.dist.config import FleetConfig
+from paddleopt.distributed.config import FleetConfig
 
 OptimizerName = Literal["sgd", "momentum", "adagrad", "adadelta", "adam", "adamw"]
 

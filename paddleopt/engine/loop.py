@@ -2,7 +2,7 @@
 
 ``fit`` runs epochs with optional AMP, a tqdm bar, per-epoch evaluation and an ``on_epoch_end``
 hook (checkpoints). It is distributed-aware: under ``paddle.distributed.launch`` (see
-``paddleopt.dist``) it initialises the parallel environment and wraps the model
+``paddleopt.distributed``) it initialises the parallel environment and wraps the model
 (DataParallel, or fleet with ``cfg.fleet.use_fleet``/hybrid degrees) itself, so every stage
 that trains through it runs distributed the same way; only rank 0 shows progress. It also does
 gradient accumulation (``cfg.fleet.accumulate_steps``) and recompute (``cfg.fleet.recompute``).
@@ -42,7 +42,7 @@ def amp_dtype(cfg: AmpConfig, log: logging.Logger | None = None) -> str | None:
 
 
 def is_rank0() -> bool:
-    from paddleopt.dist.runtime import is_rank0 as rank0
+    from paddleopt.distributed.runtime import is_rank0 as rank0
 
     return rank0()
 
@@ -79,7 +79,7 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
     there). ``on_epoch_end(epoch, metrics, optimizer, schedule)`` saves checkpoints.
     ``after_step(global_step)`` lets sparsity schedules act after each update.
     """
-    from paddleopt.dist import runtime as dist
+    from paddleopt.distributed import runtime as dist
 
     paddle = import_paddle()
     log = log or logging.getLogger("paddleopt")

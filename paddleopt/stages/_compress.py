@@ -44,7 +44,7 @@ class FinetuneStage(Stage):
     plan-time check and the run preamble they share."""
 
     def check(self, pipeline: Any, stage_id: str) -> None:
-        from paddleopt.dist.runtime import check_fleet
+        from paddleopt.distributed.runtime import check_fleet
 
         if self.config.finetune is not None:
             check_fleet(self.config.finetune.fleet, pipeline.device,
@@ -59,7 +59,7 @@ class FinetuneStage(Stage):
         Every rank runs the whole stage: the deterministic parts (loading, pruning, the
         sensitivity analysis, quantization wrappers) come out the same on every rank, ``fit``
         shards the data and all-reduces the gradients, and only rank 0 writes files."""
-        from paddleopt.dist import launch_stage, needs_launch
+        from paddleopt.distributed import launch_stage, needs_launch
 
         cfg = self.config.finetune
         if cfg is not None and needs_launch(cfg.fleet):

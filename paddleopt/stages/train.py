@@ -24,14 +24,14 @@ class TrainStage(Stage):
     produces = "checkpoint"
 
     def check(self, pipeline: Any, stage_id: str) -> None:
-        from paddleopt.dist.runtime import check_fleet
+        from paddleopt.distributed.runtime import check_fleet
         from paddleopt.models.registry import check_arch
 
         check_arch(pipeline.model.arch)
         check_fleet(self.config.fleet, pipeline.device, f"stages.{stage_id}")
 
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
-        from paddleopt.dist import launch_stage, needs_launch
+        from paddleopt.distributed import launch_stage, needs_launch
 
         if needs_launch(self.config.fleet):  # fleet.nproc > 1: every rank runs what follows
             return launch_stage(self, src, out_dir, ctx)

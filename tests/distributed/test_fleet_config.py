@@ -8,10 +8,10 @@ import pytest
 from conftest import tiny_config
 from paddleopt import api
 from paddleopt.config.schema import parse
-from paddleopt.dist.config import FleetConfig
-from paddleopt.dist.launch import (WORKER_SCRIPT, check_not_externally_launched,
+from paddleopt.distributed.config import FleetConfig
+from paddleopt.distributed.launch import (WORKER_SCRIPT, check_not_externally_launched,
                                    distributed_overrides, launch_command, parse_ips)
-from paddleopt.dist.runtime import strategy_dict
+from paddleopt.distributed.runtime import strategy_dict
 from paddleopt.utils.errors import ConfigError, UserError
 
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from paddleopt.dist.config import FleetConfig, RecomputeConfig
+from paddleopt.distributed.config import FleetConfig, RecomputeConfig
 from paddleopt.utils.errors import ConfigError, UserError
 from paddleopt.utils.imports import import_paddle
 
@@ -84,8 +84,8 @@ def strategy_dict(cfg: FleetConfig, amp: Any = None) -> dict[str, Any]:
 
 
 def build_strategy(cfg: FleetConfig, amp: Any = None) -> Any:
-    """A ``fleet.DistributedStrategy`` from the config (see ``paddleopt.dist.compat``)."""
-    from paddleopt.dist.compat import fleet_strategy_usable
+    """A ``fleet.DistributedStrategy`` from the config (see ``paddleopt.distributed.compat``)."""
+    from paddleopt.distributed.compat import fleet_strategy_usable
 
     if not fleet_strategy_usable():
         raise UserError(

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dist.test_fleet_config import _weights, train_only
+from distributed.test_fleet_config import _weights, train_only
 from paddleopt import api
 from paddleopt.utils.errors import UserError
 

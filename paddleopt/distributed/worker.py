@@ -1,6 +1,6 @@
 """The training script every rank runs under ``paddle.distributed.launch`` (see launch.py).
 
-    python -m paddle.distributed.launch ... paddleopt/dist/worker.py <log_dir>/launch.json
+    python -m paddle.distributed.launch ... paddleopt/distributed/worker.py <log_dir>/launch.json
 
 It rebuilds the plan from the resolved config, runs the one stage named in the spec into the
 stage's temporary folder and reports back through files in the log folder:
@@ -28,10 +28,10 @@ def main(spec_file: str) -> int:
     os.environ["PADDLEOPT_DIST_WORKER"] = "1"
     rank = int(os.environ.get("PADDLE_TRAINER_ID", "0") or 0)
 
-    from paddleopt.dist.compat import PROTOBUF_ENV
+    from paddleopt.distributed.compat import PROTOBUF_ENV
 
     if os.environ.get(PROTOBUF_ENV) == "python":  # fleet runtime: make DistributedStrategy work
-        from paddleopt.dist.compat import patch_field_label
+        from paddleopt.distributed.compat import patch_field_label
 
         patch_field_label()
     from paddleopt.utils.logging import setup_logging
@@ -120,5 +120,5 @@ def _write_json(path: Path, data: dict) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: worker.py LAUNCH_JSON (started by paddleopt.dist.launch)")
+        sys.exit("usage: worker.py LAUNCH_JSON (started by paddleopt.distributed.launch)")
     sys.exit(main(sys.argv[1]))

@@ -11,7 +11,7 @@ first imported and gets a ``label`` property computed from ``is_repeated``/``is_
 Strategy protos are tiny, so the slower Python protobuf costs nothing measurable.
 
 Only the processes started by the launcher for a ``fleet.use_fleet``/hybrid run do this
-(``paddleopt.dist.worker``); plain DataParallel never touches DistributedStrategy.
+(``paddleopt.distributed.worker``); plain DataParallel never touches DistributedStrategy.
 """
 from __future__ import annotations
 

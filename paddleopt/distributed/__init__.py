@@ -5,8 +5,8 @@
 ``python -m paddle.distributed.launch`` while the rest of the pipeline stays in one process.
 See docs/DISTRIBUTED.md. Importing this package imports no paddle.
 """
-from paddleopt.dist.config import FleetConfig, HybridConfig, RecomputeConfig
-from paddleopt.dist.launch import (WorkerNodeFinished, distributed_overrides, launch_command,
+from paddleopt.distributed.config import FleetConfig, HybridConfig, RecomputeConfig
+from paddleopt.distributed.launch import (WorkerNodeFinished, distributed_overrides, launch_command,
                                    launch_stage, needs_launch)
 
 __all__ = ["FleetConfig", "HybridConfig", "RecomputeConfig", "WorkerNodeFinished",

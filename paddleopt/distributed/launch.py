@@ -3,7 +3,7 @@
 The pipeline itself stays single-process: planning, fingerprints, the temporary stage folder,
 lineage and the atomic rename all happen in the parent. When a stage's ``fleet`` config asks
 for more than one process, its ``run`` calls ``launch_stage``, which starts the launcher with
-``paddleopt/dist/worker.py`` as the training script. Every rank rebuilds the plan from the
+``paddleopt/distributed/worker.py`` as the training script. Every rank rebuilds the plan from the
 resolved config, runs only that stage into the same temporary folder (rank 0 writes files,
 the others compute), rank 0 hands its manifest back through ``result.json`` and every rank
 leaves ``rank<N>.json`` (throughput, peak RSS) next to Paddle's ``workerlog.<N>``. The parent
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paddleopt.dist.config import FleetConfig
+from paddleopt.distributed.config import FleetConfig
 from paddleopt.utils.errors import UserError
 
 if TYPE_CHECKING:
@@ -100,9 +100,9 @@ def launch_command(cfg: FleetConfig, log_dir: str | Path, script_args: list[str]
     if "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(default_threads(cfg.nproc))
     if cfg.fleet_runtime:
-        from paddleopt.dist.compat import PROTOBUF_ENV
+        from paddleopt.distributed.compat import PROTOBUF_ENV
 
-        env[PROTOBUF_ENV] = "python"  # see paddleopt.dist.compat
+        env[PROTOBUF_ENV] = "python"  # see paddleopt.distributed.compat
     return cmd, env
 
 
