@@ -238,7 +238,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=["eager", "paddle_inference", "onnxruntime", "lite"],
+    from paddleopt.deploy.backends.table import BACKEND_NAMES
+
+    p.add_argument("--backend", choices=BACKEND_NAMES,
                    help="default: the natural backend for the artifact kind")
     p.add_argument("--threads", type=int, help="CPU threads for the backend")
     p.add_argument("--no-onednn", action="store_true", help="Paddle Inference without oneDNN")

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from paddleopt.deploy.backends.table import BackendName
+
 
 @dataclass
 class ModelConfig:
@@ -67,9 +69,9 @@ class TargetConfig:
     """One deployment to evaluate at the end of a run."""
 
     name: str
-    backend: Literal["eager", "paddle_inference", "onnxruntime", "lite"]
+    backend: BackendName  # a row of paddleopt/deploy/backends/table.py
     artifact: str | None = None  # stage id; default: the last stage whose output fits
-    options: dict[str, Any] = field(default_factory=dict)  # backend options
+    options: dict[str, Any] = field(default_factory=dict)  # the backend's Options, checked by plan
 
 
 @dataclass

@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paddleopt.deploy.backends.table import BACKENDS, backend_kinds, backends_for
 from paddleopt.utils.errors import UserError
 
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact
 
-BACKEND_KINDS = {"eager": ("checkpoint",), "paddle_inference": ("inference",),
-                 "onnxruntime": ("onnx",), "lite": ("lite",)}
 PRECISIONS = ("fp32", "fp16", "int8")
+# How to get an artifact of each kind (the fix when a backend has nothing to run).
+KIND_FIXES = {"checkpoint": "bench the train checkpoint", "inference": "add an export stage",
+              "onnx": "add a to_onnx stage", "lite": "add a to_lite stage with target: x86"}
 
 
 @dataclass
@@ -46,11 +48,6 @@ class Deployment:
 class Skipped:
     artifact: Artifact
     reason: str
-
-
-def lite_target(artifact: Artifact) -> str | None:
-    info = artifact.manifest.checks.get("lite")
-    return info.get("target") if isinstance(info, dict) else None
 
 
 def model_key(artifact: Artifact) -> str:
@@ -86,41 +83,35 @@ def siblings(artifact: Artifact, extra: list[str | Path] | None = None) -> list[
 
 def deployments_of(artifact: Artifact, threads: int | None = None,
                    with_native: bool = True) -> tuple[list[Deployment], str | None]:
-    """The CPU deployments of one artifact, or (``[]``, why not) when it cannot run here.
+    """The CPU deployments of one artifact, or (``[]``, why not) when it cannot run here:
+    each backend of the table that runs its kind says which variants it measures
+    (its module's ``matrix_variants``).
 
     Args:
-        threads: CPU threads for Paddle Inference and ONNX Runtime (None: their default,
-            all available cores). Paddle Lite's Python binding cannot set threads.
+        threads: CPU threads for the backends that take them (None: their default, all
+            available cores). Paddle Lite's Python binding cannot set threads.
         with_native: also Paddle Inference without oneDNN (the baseline oneDNN is measured
             against; for int8 it shows the fake-quant-in-fp32 trap).
     """
-    kind, precision = artifact.kind, artifact.manifest.precision
-    base = {"threads": threads} if threads is not None else {}
-    if kind == "inference":
-        tag = "" if precision == "fp32" else f"-{precision}"
-        out = [Deployment(f"pi-onednn{tag}", artifact, "paddle_inference",
-                          {**base, "onednn": True})]
-        if with_native:
-            note = ("oneDNN off: the fake-quant ops run in fp32 (what happens when INT8 is not "
-                    "enabled)" if precision == "int8" else "")
-            options = {**base, "onednn": False}
-            if precision == "int8":
-                options["onednn_int8"] = False  # on purpose: the backend refuses it otherwise
-            out.append(Deployment(f"pi-native{tag}", artifact, "paddle_inference", options,
-                                  note))
-        return out, None
-    if kind == "onnx":
-        tag = "" if precision == "fp32" else f"-{precision}"
-        return [Deployment(f"ort{tag}", artifact, "onnxruntime", dict(base))], None
-    if kind == "lite":
-        target = lite_target(artifact)
-        if target != "x86":
-            return [], (f"Lite {target or 'unknown-target'} .nb ({precision}): runs on the "
-                        f"device only (deploy_lite/), not on this x86 machine")
-        if precision != "fp32":
-            return [], f"Lite x86 {precision} .nb: paddlelite 2.13rc0 returns garbage for it"
-        return [Deployment("lite-x86", artifact, "lite", {})], None
-    return [], f"{kind} artifact: not a deployment format (bench it with --backend eager)"
+    out: list[Deployment] = []
+    reasons: list[str] = []
+    for backend in backends_for(artifact.kind):
+        variants, why = _variants(backend, artifact, threads, with_native)
+        out += [Deployment(v.name, artifact, backend, v.options, v.note) for v in variants]
+        if why:
+            reasons.append(why)
+    return out, (None if out else "; ".join(reasons) or f"no backend runs {artifact.kind}")
+
+
+def _variants(backend: str, artifact: Artifact, threads: int | None, with_native: bool
+              ) -> tuple[list[Any], str | None]:
+    from paddleopt.deploy.predictor import Variant, backend_module
+
+    module = backend_module(backend)
+    hook = getattr(module, "matrix_variants", None)
+    if hook is None:  # a backend without opinions: one row, default options
+        return [Variant(f"{backend}-{artifact.manifest.precision}")], None
+    return hook(artifact, threads, with_native)
 
 
 def matrix(artifact: Artifact, extra: list[str | Path] | None = None,
@@ -152,16 +143,17 @@ def select(artifact: Artifact, backend: str | None, precision: str | None,
         raise UserError(f"unknown precision '{precision}'.",
                         f"use one of: {', '.join(PRECISIONS)}.")
     backend = backend or default_backend(artifact.kind)
-    if backend not in BACKEND_KINDS:
+    if backend not in BACKENDS:
         raise UserError(f"unknown backend '{backend}'.",
-                        f"use one of: {', '.join(BACKEND_KINDS)}.")
+                        f"use one of: {', '.join(BACKENDS)}.")
 
     def fits(art: Artifact) -> bool:
-        if art.kind not in BACKEND_KINDS[backend]:
+        if art.kind not in backend_kinds(backend):
             return False
         if precision is not None and art.manifest.precision != precision:
             return False
-        return backend != "lite" or lite_target(art) == "x86" or art is artifact
+        # a sibling must run here (an ARM .nb does not); the artifact asked for is tried as is
+        return art is artifact or bool(_variants(backend, art, None, False)[0])
 
     if fits(artifact):
         return artifact
@@ -169,13 +161,13 @@ def select(artifact: Artifact, backend: str | None, precision: str | None,
     if candidates:
         return candidates[-1]  # the latest stage: e.g. a fine-tuned export after the first
     have = sorted({f"{b} {a.manifest.precision}" for a in siblings(artifact, extra)
-                   for b, kinds in BACKEND_KINDS.items() if a.kind in kinds})
+                   for b in backends_for(a.kind)})
     want = f"{backend}" + (f" {precision}" if precision else "")
-    fixes = {"onnxruntime": "add a to_onnx stage", "lite": "add a to_lite stage with target: x86",
-             "paddle_inference": "add an export stage", "eager": "bench the train checkpoint"}
+    fix = " or ".join(dict.fromkeys(KIND_FIXES.get(k, f"produce a {k} artifact")
+                                    for k in backend_kinds(backend)))
     if precision == "int8":
-        fixes[backend] = "quantize first (a ptq stage, or paddleopt.compress.ptq), then convert"
+        fix = "quantize first (a ptq stage, or paddleopt.compress.ptq), then convert"
     raise UserError(
         f"nothing to run on {want} from '{artifact.path}': neither it nor the artifacts of the "
         f"same model next to it fit (they give: {', '.join(have) or 'nothing'}).",
-        f"{fixes[backend]}, or pass the artifact with --artifacts PATH.")
+        f"{fix}, or pass the artifact with --artifacts PATH.")

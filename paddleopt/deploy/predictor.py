@@ -1,8 +1,10 @@
-"""The Predictor interface every backend returns, and the backend table."""
+"""The Predictor interface every backend returns, and loading one from the backend table
+(``paddleopt/deploy/backends/table.py``)."""
 from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -13,18 +15,20 @@ if TYPE_CHECKING:
 
     from paddleopt.artifact import Artifact, TensorSpec
 
-# backend name -> module. Each module defines:
-#   KINDS: tuple[str, ...]             artifact kinds it can load
-#   EXTRA: str | None                  the optional extra it needs
-#   Options: dataclass                 its knobs (unknown keys rejected)
-#   is_available() -> bool; version() -> str | None
-#   load(artifact: Artifact, options: Options) -> Predictor
-BACKENDS: dict[str, str] = {
-    "eager": "paddleopt.deploy.backends.eager",
-    "paddle_inference": "paddleopt.deploy.backends.paddle_inference",
-    "onnxruntime": "paddleopt.deploy.backends.onnxruntime",
-    "lite": "paddleopt.deploy.backends.lite",
-}
+from paddleopt.deploy.backends.table import BACKENDS, backend_kinds, default_backend
+
+__all__ = ["BACKENDS", "Predictor", "Variant", "backend_module", "default_backend",
+           "load_predictor", "parse_options"]
+
+
+@dataclass
+class Variant:
+    """One way a backend runs an artifact in ``bench --matrix`` (a backend's
+    ``matrix_variants`` returns these)."""
+
+    name: str  # the benchmark row's variant, e.g. "pi-onednn-int8"
+    options: dict[str, Any] = field(default_factory=dict)
+    note: str = ""  # why this variant is in the table (e.g. the int8-without-oneDNN trap)
 
 
 class Predictor(ABC):
@@ -52,14 +56,22 @@ class Predictor(ABC):
 
 def backend_module(name: str) -> ModuleType:
     if name not in BACKENDS:
-        raise UserError(f"unknown backend '{name}'.", f"use one of: {', '.join(BACKENDS)}.")
-    return importlib.import_module(BACKENDS[name])
+        import difflib
+
+        close = difflib.get_close_matches(name, list(BACKENDS), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UserError(f"unknown backend '{name}'.",
+                        f"{hint}use one of: {', '.join(BACKENDS)}.")
+    return importlib.import_module(BACKENDS[name].module)
 
 
-def parse_options(backend: str, options: dict[str, Any] | None, where: str = "options") -> Any:
+def parse_options(backend: str, options: dict[str, Any] | None, where: str = "options",
+                  source: str = "") -> Any:
+    """``options`` as the backend's typed ``Options`` (a ConfigError names the key, with a
+    did-you-mean). Needs neither paddle nor the backend's package: used at plan time."""
     from paddleopt.config.schema import parse
 
-    return parse(backend_module(backend).Options, options or {}, path=where)
+    return parse(backend_module(backend).Options, options or {}, path=where, source=source)
 
 
 def load_predictor(artifact: Artifact, backend: str | None = None,
@@ -67,20 +79,17 @@ def load_predictor(artifact: Artifact, backend: str | None = None,
     """Load ``artifact`` on ``backend`` (default: the natural one for its kind)."""
     backend = backend or default_backend(artifact.kind)
     module = backend_module(backend)
-    if artifact.kind not in module.KINDS:
+    kinds = backend_kinds(backend)
+    if artifact.kind not in kinds:
         raise UserError(
             f"backend '{backend}' cannot run a {artifact.kind} artifact ({artifact.path}); it "
-            f"runs {', '.join(module.KINDS)}.",
+            f"runs {', '.join(kinds)}.",
             f"use --backend {default_backend(artifact.kind)}, or convert the artifact first.")
-    if module.EXTRA:
+    extra = BACKENDS[backend].extra
+    if extra:
         from paddleopt.utils.imports import require_extra
 
-        require_extra(module.EXTRA, f"backend '{backend}'")
+        require_extra(extra, f"backend '{backend}'")
     if not isinstance(options, module.Options):
         options = parse_options(backend, options)
     return module.load(artifact, options)
-
-
-def default_backend(kind: str) -> str:
-    return {"checkpoint": "eager", "inference": "paddle_inference", "onnx": "onnxruntime",
-            "lite": "lite"}[kind]

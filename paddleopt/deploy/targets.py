@@ -1,16 +1,16 @@
-"""Match each evaluation target to the artifact it runs on."""
+"""Match each evaluation target to the artifact it runs on, and check its options (plan time)."""
 from __future__ import annotations
 
-from paddleopt.config.sections import TargetConfig
-from paddleopt.utils.errors import ConfigError
+from typing import Any
 
-BACKEND_KINDS = {"eager": ("checkpoint",), "paddle_inference": ("inference",),
-                 "onnxruntime": ("onnx",), "lite": ("lite",)}
+from paddleopt.config.sections import TargetConfig
+from paddleopt.deploy.backends.table import backend_kinds
+from paddleopt.utils.errors import ConfigError
 
 
 def resolve_target(target: TargetConfig, produced: list[tuple[str, str]], source: str = "") -> str:
     """Return the stage id whose artifact ``target`` runs on (validated at plan time)."""
-    kinds = BACKEND_KINDS[target.backend]
+    kinds = backend_kinds(target.backend)
     where = f"{source + ': ' if source else ''}evaluate.targets '{target.name}'"
     if target.artifact is not None:
         match = [kind for sid, kind in produced if sid == target.artifact]
@@ -27,3 +27,12 @@ def resolve_target(target: TargetConfig, produced: list[tuple[str, str]], source
             return sid
     raise ConfigError(f"{where}: no stage produces a {'/'.join(kinds)} artifact for backend "
                       f"{target.backend}.", "add the stage (e.g. export) or remove the target.")
+
+
+def check_target_options(target: TargetConfig, index: int, source: str = "") -> Any:
+    """``target.options`` parsed by its backend's ``Options`` (no paddle needed): a misspelled
+    or out-of-range option fails the plan, naming the key, not the evaluation after training."""
+    from paddleopt.deploy.predictor import parse_options
+
+    return parse_options(target.backend, target.options,
+                         where=f"evaluate.targets[{index}].options", source=source)

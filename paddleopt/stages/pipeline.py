@@ -147,10 +147,11 @@ def _check_chain(cls: type[Stage], stage_id: str, produced: str | None, source: 
 
 
 def _check_targets(pipeline: PipelineConfig, steps: list[PlanStep], source: str) -> None:
-    from paddleopt.deploy.targets import resolve_target
+    from paddleopt.deploy.targets import check_target_options, resolve_target
 
-    for target in pipeline.evaluate.targets:
+    for index, target in enumerate(pipeline.evaluate.targets):
         resolve_target(target, [(s.stage_id, type(s.stage).produces) for s in steps], source)
+        check_target_options(target, index, source)
 
 
 def fingerprint(step: PlanStep, parent_digest: str | None, pipeline: PipelineConfig) -> str:

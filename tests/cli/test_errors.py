@@ -101,3 +101,38 @@ def test_corrupt_pdiparams_in_artifact_is_caught_by_digest(cli, tiny_inference, 
 ])
 def test_other_mistakes(cli, args, needle):
     assert_user_error(cli(*args), needle)
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("evaluate.targets.1.options.thread=2",
+     ("evaluate.targets[1].options.thread", "did you mean 'evaluate.targets[1].options.threads'")),
+    ("evaluate.targets.2.options.threads=-1", ("threads", ">= 0")),
+    ("evaluate.targets.0.backend=onnxrt", ("evaluate.targets[0].backend", "'onnxruntime'")),
+])
+def test_target_options_are_checked_at_plan_time(cli, override, needles):
+    assert_user_error(cli("plan", "-c", "configs/quickstart.yaml", "-o", override), *needles)
+
+
+def test_bad_target_option_stops_run_before_training(cli, tmp_path):
+    cfg = tiny_config(tmp_path / "w")
+    cfg["evaluate"]["targets"][1]["options"] = {"onednn": True, "ir_optimize": False}
+    proc = cli("run", "-c", write_config(tmp_path / "c.yaml", cfg))
+    assert_user_error(proc, "evaluate.targets[1].options.ir_optimize",
+                      "did you mean 'evaluate.targets[1].options.ir_optim'")
+    assert not (tmp_path / "w").exists()  # planning failed: nothing trained, nothing written
+
+
+def test_target_options_parse_without_paddle():
+    """plan() checks every backend's Options without importing paddle or a backend package."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from paddleopt.deploy.backends.table import BACKENDS; "
+            "from paddleopt.deploy.predictor import parse_options\n"
+            "for name in BACKENDS: parse_options(name, {})\n"
+            "heavy = [m for m in ('paddle', 'onnxruntime', 'paddlelite', 'paddleslim') "
+            "if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr

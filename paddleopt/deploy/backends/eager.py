@@ -7,10 +7,7 @@ from typing import Any
 import numpy as np
 
 from paddleopt.artifact import Artifact, TensorSpec
-from paddleopt.deploy.predictor import Predictor
-
-KINDS = ("checkpoint",)
-EXTRA = None
+from paddleopt.deploy.predictor import Predictor, Variant
 
 
 @dataclass
@@ -55,6 +52,12 @@ class EagerPredictor(Predictor):
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend, "precision": self.precision, "mode": "dygraph"}
+
+
+def matrix_variants(artifact: Artifact, threads: int | None, with_native: bool
+                    ) -> tuple[list[Variant], str | None]:
+    """Not in ``bench --matrix``: training code, not a deployment format."""
+    return [], f"{artifact.kind} artifact: not a deployment format (bench it with --backend eager)"
 
 
 def load(artifact: Artifact, options: Options) -> Predictor:

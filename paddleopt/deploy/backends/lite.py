@@ -32,14 +32,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from paddleopt.deploy.predictor import Predictor
+from paddleopt.deploy.predictor import Predictor, Variant
 from paddleopt.utils.errors import UserError
 
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact, Manifest, TensorSpec
 
-KINDS = ("lite",)
-EXTRA = "lite"
 RUNNABLE_TARGETS = ("x86",)  # what this machine kind (x86-64) can execute
 PowerMode = Literal["default", "high", "low", "full", "no_bind", "rand_high", "rand_low"]
 
@@ -90,10 +88,21 @@ def lite_info(manifest: Manifest) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def matrix_variants(artifact: Artifact, threads: int | None, with_native: bool
+                    ) -> tuple[list[Variant], str | None]:
+    """``bench --matrix`` row: x86 fp32 .nb files only (the Python binding cannot set
+    threads); other targets run on the device, int8 x86 returns garbage in 2.13rc0."""
+    precision = artifact.manifest.precision
+    target = lite_info(artifact.manifest).get("target")
+    if target not in RUNNABLE_TARGETS:
+        return [], (f"Lite {target or 'unknown-target'} .nb ({precision}): runs on the "
+                    f"device only (deploy_lite/), not on this x86 machine")
+    if precision != "fp32":
+        return [], f"Lite x86 {precision} .nb: paddlelite 2.13rc0 returns garbage for it"
+    return [Variant("lite-x86", {})], None
+
+
 def load(artifact: Artifact, options: Options) -> LitePredictor:
-    if artifact.kind not in KINDS:
-        raise UserError(f"the lite backend runs lite artifacts (.nb), not {artifact.kind} "
-                        f"({artifact.path}).", "convert the model first (stage 'to_lite').")
     target = lite_info(artifact.manifest).get("target")
     if target is None:
         raise UserError(f"'{artifact.path}' does not record which Lite target its .nb was made "

@@ -10,14 +10,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from paddleopt.deploy.predictor import Predictor
+from paddleopt.deploy.predictor import Predictor, Variant
 from paddleopt.utils.errors import UserError
 
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact, TensorSpec
-
-KINDS = ("onnx",)
-EXTRA = "onnx"
 
 # Providers we know how to ask for; the rest of ORT's list needs provider options we do not
 # expose. Order in Options.providers is ORT's priority order.
@@ -81,10 +78,15 @@ def version() -> str | None:
     return None
 
 
+def matrix_variants(artifact: Artifact, threads: int | None, with_native: bool
+                    ) -> tuple[list[Variant], str | None]:
+    """``bench --matrix`` row: the default session, at ``threads`` when given."""
+    precision = artifact.manifest.precision
+    tag = "" if precision == "fp32" else f"-{precision}"
+    return [Variant(f"ort{tag}", {"threads": threads} if threads is not None else {})], None
+
+
 def load(artifact: Artifact, options: Options) -> OnnxRuntimePredictor:
-    if artifact.kind not in KINDS:
-        raise UserError(f"the onnxruntime backend runs onnx artifacts, not {artifact.kind} "
-                        f"({artifact.path}).", "convert the model first (stage 'to_onnx').")
     return OnnxRuntimePredictor(artifact.file("model"), artifact.manifest.io.inputs, options,
                                 artifact.manifest.precision)
 

@@ -41,14 +41,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from paddleopt.deploy.predictor import Predictor
+from paddleopt.deploy.predictor import Predictor, Variant
 from paddleopt.utils.errors import UserError
 
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact, TensorSpec
-
-KINDS = ("inference",)
-EXTRA = None
 
 GPU_INSTALL_FIX = ("install the GPU build (pip uninstall -y paddlepaddle && pip install "
                    "paddlepaddle-gpu==2.6.2, CUDA 12.0) on a machine with an NVIDIA GPU, "
@@ -208,11 +205,25 @@ def version() -> str | None:
     return package_version("paddlepaddle") or package_version("paddlepaddle-gpu")
 
 
+def matrix_variants(artifact: Artifact, threads: int | None, with_native: bool
+                    ) -> tuple[list[Variant], str | None]:
+    """``bench --matrix`` rows: oneDNN on, and (``with_native``) off as the baseline oneDNN is
+    measured against; for int8 that shows the fake-quant-in-fp32 trap."""
+    precision = artifact.manifest.precision
+    base: dict[str, Any] = {"threads": threads} if threads is not None else {}
+    tag = "" if precision == "fp32" else f"-{precision}"
+    out = [Variant(f"pi-onednn{tag}", {**base, "onednn": True})]
+    if with_native:
+        note = ("oneDNN off: the fake-quant ops run in fp32 (what happens when INT8 is not "
+                "enabled)" if precision == "int8" else "")
+        options = {**base, "onednn": False}
+        if precision == "int8":
+            options["onednn_int8"] = False  # on purpose: the backend refuses it otherwise
+        out.append(Variant(f"pi-native{tag}", options, note))
+    return out, None
+
+
 def load(artifact: Artifact, options: Options) -> PaddleInferencePredictor:
-    if artifact.kind not in KINDS:
-        raise UserError(f"the paddle_inference backend runs inference artifacts, not "
-                        f"{artifact.kind} ({artifact.path}).",
-                        "export the model first (stage 'export').")
     model_file = artifact.file("model")
     params_file = artifact.file("params") if "params" in artifact.manifest.files else None
     precision = artifact.manifest.precision
