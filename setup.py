@@ -10,6 +10,7 @@ EXTRAS = {
     "onnx": ["paddle2onnx==1.3.1", "onnxruntime", "onnx"],
     "lite": ["paddlelite==2.13rc0"],
     "serve": ["fastapi", "uvicorn", "httpx"],
+    "openvino": ["openvino==2026.4.1"],
     # paddlepaddle-gpu replaces paddlepaddle; pip cannot swap them through an extra, so the
     # gpu extra only carries what the GPU paths need besides Paddle. See docs/DEPLOY.md.
     "gpu": ["pynvml"],

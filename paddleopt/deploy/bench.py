@@ -213,6 +213,11 @@ def profile(predictor: Predictor, feeds: list[np.ndarray], out_json: str | Path,
         ``{"tool", "trace", "iters", "total_ms", "top_ops": [{"op", "calls", "total_ms",
         "avg_ms", "percent"}]}``; percent is of the summed operator time.
     """
+    if predictor.backend == "openvino":
+        from paddleopt.utils.errors import UserError
+
+        raise UserError("the openvino backend has no chrome-trace profile here.",
+                        "profile the same model on paddle_inference or onnxruntime.")
     if predictor.backend == "lite":
         from paddleopt.utils.errors import UserError
 

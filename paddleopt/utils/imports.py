@@ -15,6 +15,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "onnx": ("paddle2onnx", "onnxruntime", "onnx"),
     "lite": ("paddlelite",),
     "serve": ("fastapi", "uvicorn"),
+    "openvino": ("openvino",),
     "test": ("pytest",),
 }
 

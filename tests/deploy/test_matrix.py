@@ -13,6 +13,19 @@ from paddleopt.utils.errors import UserError
 QUICK = dict(batch_sizes=[1, 4], warmup=1, iters=5, max_seconds=0.5, eval_samples=64)
 
 
+def _ov_rows() -> tuple:
+    """The OpenVINO rows of an fp32 Paddle model (the openvino extra is part of "all")."""
+    from paddleopt.deploy.backends import openvino
+
+    if not openvino.is_available():
+        return ()
+    bf16 = (("ov-default", "openvino", "fp32"),) if openvino.cpu_supports_bf16() else ()
+    return (("ov", "openvino", "fp32"), *bf16)
+
+
+OV_ROWS = _ov_rows()
+
+
 @pytest.fixture(scope="module")
 def arts(tiny_deploy_run):
     return tiny_deploy_run.artifacts
@@ -61,7 +74,7 @@ def test_matrix_lists_every_deployment_and_what_cannot_run(arts, int8):
                    ("pi-native", "paddle_inference", "fp32"),
                    ("ort", "onnxruntime", "fp32"), ("lite-x86", "lite", "fp32"),
                    ("pi-onednn-int8", "paddle_inference", "int8"),
-                   ("pi-native-int8", "paddle_inference", "int8")}
+                   ("pi-native-int8", "paddle_inference", "int8"), *OV_ROWS}
     native_int8 = next(d for d in deployments if d.name == "pi-native-int8")
     assert native_int8.options == {"threads": 1, "onednn": False, "onednn_int8": False}
     assert "fake-quant" in native_int8.note
@@ -69,13 +82,16 @@ def test_matrix_lists_every_deployment_and_what_cannot_run(arts, int8):
     assert lite.options == {}  # the Python runtime cannot set threads
     reasons = {s.artifact.path.name: s.reason for s in skipped}
     assert "device only" in reasons["04_to_lite_arm"] and "01_train" in reasons
+    ov_default = [d for d in deployments if d.name == "ov-default"]
+    assert all(d.options == {"threads": 1, "precision": "default"} for d in ov_default)
 
 
 def test_bench_matrix_rows(arts, tmp_path):
     result = api.bench_matrix(arts["export"].path, threads=1, profile=tmp_path / "p.json",
                               **QUICK)
     rows = result["rows"]
-    assert {r["variant"] for r in rows} == {"pi-onednn", "pi-native", "ort", "lite-x86"}
+    assert {r["variant"] for r in rows} == {"pi-onednn", "pi-native", "ort", "lite-x86",
+                                            *(name for name, _, _ in OV_ROWS)}
     assert {r["batch_size"] for r in rows} == {1, 4}
     accuracies = {r["accuracy"] for r in rows}
     assert len(accuracies) == 1 and accuracies.pop() > 0.5  # every backend: same predictions
@@ -97,7 +113,7 @@ def test_cli_bench_matrix_and_profile(cli, arts, tmp_path):
     assert "| pi-native | paddle_inference | fp32 | 1 | 1 | off |" in proc.stdout
     assert "not run:" in proc.stdout and "04_to_lite_arm" in proc.stdout
     data = json.loads(out.read_text())
-    assert len(data["rows"]) == 4 and data["skipped"]
+    assert len(data["rows"]) == 4 + len(OV_ROWS) and data["skipped"]
 
     trace = tmp_path / "trace.json"
     proc = cli("bench", str(arts["export"].path), "--backend", "onnxruntime", "--iters", "5",

@@ -49,6 +49,8 @@ BACKENDS: dict[str, BackendRow] = {
                               default_for=("onnx",), extra="onnx"),
     "lite": BackendRow("paddleopt.deploy.backends.lite", ("lite",), default_for=("lite",),
                        extra="lite"),
+    "openvino": BackendRow("paddleopt.deploy.backends.openvino", ("inference", "onnx"),
+                           extra="openvino"),
 }
 
 BACKEND_NAMES: tuple[str, ...] = tuple(BACKENDS)
