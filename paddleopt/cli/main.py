@@ -217,6 +217,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               max_request_rows=args.max_request_rows, cache_models=args.cache_models,
               watch=args.watch, watch_interval_s=args.watch_interval,
               allow_reload=not args.no_reload_api, request_timeout_s=args.timeout,
+              body_timeout_s=args.body_timeout,
+              isolate_reloads=not args.no_isolate_reloads,
               log_level="info" if args.verbose else "warning")
     return 0
 
@@ -353,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch-interval", type=float, default=1.0, help="seconds between checks")
     p.add_argument("--no-reload-api", action="store_true", help="refuse POST /reload")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before 504")
+    p.add_argument("--body-timeout", type=float, default=10.0,
+                   help="seconds to receive a request body before 408")
+    p.add_argument("--no-isolate-reloads", action="store_true",
+                   help="load reloaded models in the server process directly (faster reloads;"
+                   " a model file that crashes Paddle then takes the server down)")
     _add_backend_args(p)
     p.set_defaults(func=cmd_serve)
 

@@ -12,18 +12,31 @@ raw bytes + X-Shape), and answers JSON unless Accept names one of those binary t
 # annotations at runtime (Request must be a real class, not the string "Request").
 import asyncio
 import json
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from paddleopt.serve.inputs import (BINARY_TYPES, RequestError, parse_binary, parse_body,
                                     predictions)
+from paddleopt.serve.metrics import STATUS_CLIENT_GONE
+
+log = logging.getLogger("paddleopt.serve")
 
 if TYPE_CHECKING:
     from paddleopt.serve.server import Service
 
 
-async def read_body(request: Any, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes before reading them all."""
+async def read_body(request: Any, limit: int, timeout_s: float | None = None) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes before reading them all, and a body
+    still incomplete after ``timeout_s`` (408: a slow or stalled client would otherwise hold
+    its connection, and the memory of what it sent, for as long as it likes)."""
+    if timeout_s is not None:
+        try:
+            return await asyncio.wait_for(read_body(request, limit), timeout_s)
+        except asyncio.TimeoutError:
+            raise RequestError(408, f"the request body was not received within {timeout_s:g} "
+                               "s.", "send the whole body at once (or raise --body-timeout)."
+                               ) from None
     length = request.headers.get("content-length")
     if length is not None:
         try:
@@ -47,14 +60,25 @@ async def read_body(request: Any, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def read_json(request: Any, limit: int) -> Any:
+async def read_json(request: Any, limit: int, timeout_s: float | None = None) -> Any:
     """The decoded JSON body, refusing more than ``limit`` bytes before reading them all."""
-    data = await read_body(request, limit)
+    return decode_json(await read_body(request, limit, timeout_s))
+
+
+def decode_json(data: bytes) -> Any:
     try:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"the body is not valid JSON ({exc}).",
                            "send a JSON object with Content-Type: application/json.") from None
+    except RecursionError:  # [[[[... nested deeper than the interpreter's stack
+        raise RequestError(400, "the JSON body is nested too deeply.",
+                           "send tensors as nested lists no deeper than their rank.") from None
+
+
+def has_booleans(data: bytes) -> bool:
+    """Whether JSON bytes may hold true/false (a fast scan; parse_body then looks closer)."""
+    return b"true" in data or b"false" in data
 
 
 def media_type(header: str | None) -> str:
@@ -81,6 +105,11 @@ def query_top_k(value: str | None) -> int:
         raise RequestError(422, f"top_k must be a non-negative integer, got {value!r}.",
                            "use e.g. ?top_k=3") from None
     return top_k
+
+
+def output_names(manifest: Any, outputs: list) -> list[str]:
+    names = [s.name for s in manifest.io.outputs]
+    return names if len(names) == len(outputs) else [f"output_{i}" for i in range(len(outputs))]
 
 
 def binary_answer(kind: str, names: list[str], result: Any, version: str) -> Any:
@@ -115,10 +144,11 @@ def binary_answer(kind: str, names: list[str], result: Any, version: str) -> Any
 def create_app(service: "Service") -> Any:
     from fastapi import FastAPI, Request
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi.responses import JSONResponse, Response
+    from starlette.requests import ClientDisconnect
 
     from paddleopt.serve.batching import Overloaded
-    from paddleopt.serve.metrics import prometheus_text
+    from paddleopt.serve.metrics import wants_prometheus
     from paddleopt.utils.errors import UserError
 
     cfg = service.config
@@ -127,26 +157,26 @@ def create_app(service: "Service") -> Any:
 
     @app.post("/predict")
     async def predict(request: Request) -> Any:
-        started = time.perf_counter()
-        status, queue_ms = 200, None
+        status, queue_ms, started = 500, None, None
         try:
             content_type = media_type(request.headers.get("content-type"))
             answer_type = accepted_type(request.headers.get("accept"))
-            if content_type in BINARY_TYPES:
-                body: Any = await read_body(request, cfg.max_body_bytes)
-            else:  # JSON whatever the header says (curl -d sends a form content type)
-                body = await read_json(request, cfg.max_body_bytes)
+            data = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_s)
+            started = time.perf_counter()
+            if content_type not in BINARY_TYPES:  # JSON whatever the header says (curl -d)
+                body: Any = decode_json(data)
             with service.manager.use() as version:  # pinned until the answer is ready
                 manifest = version.manifest
                 if content_type in BINARY_TYPES:
-                    parsed = parse_binary(content_type, body, request.headers, manifest,
+                    parsed = parse_binary(content_type, data, request.headers, manifest,
                                           cfg.max_request_rows,
                                           query_top_k(request.query_params.get("top_k")))
                 elif isinstance(body, dict) and "images" in body:
                     parsed = await run_in_threadpool(parse_body, body, manifest,
                                                      cfg.max_request_rows)
                 else:
-                    parsed = parse_body(body, manifest, cfg.max_request_rows)
+                    parsed = parse_body(body, manifest, cfg.max_request_rows,
+                                        has_booleans(data))
                 if parsed.top_k and answer_type != "application/json":
                     raise RequestError(422, "top_k predictions come in a JSON answer only.",
                                        "drop top_k, or ask for Accept: application/json.")
@@ -154,37 +184,54 @@ def create_app(service: "Service") -> Any:
                 result = await asyncio.wait_for(asyncio.wrap_future(future),
                                                 cfg.request_timeout_s)
             queue_ms = result.queue_ms
-            names = [s.name for s in manifest.io.outputs]
-            if len(names) != len(result.outputs):
-                names = [f"output_{i}" for i in range(len(result.outputs))]
+            names = output_names(manifest, result.outputs)
             if answer_type != "application/json":
-                return binary_answer(answer_type, names, result, version.name)
-            answer: dict[str, Any] = {
-                "model_version": version.name,
-                "outputs": {n: o.tolist() for n, o in zip(names, result.outputs)},
-                "batch": {"rows": result.batch_rows, "requests": result.batch_requests},
-            }
-            if parsed.top_k and result.outputs:
-                answer["predictions"] = predictions(result.outputs[0], manifest.labels,
-                                                    parsed.top_k)
-            return JSONResponse(answer)
-        except RequestError as exc:
-            status = exc.status
-            return JSONResponse(exc.body(), status_code=status)
-        except Overloaded as exc:
-            status = 503
-            return JSONResponse({"error": f"overloaded: {exc}", "fix": "retry shortly."},
-                                status_code=status, headers={"Retry-After": "1"})
-        except asyncio.TimeoutError:
-            status = 504
-            return JSONResponse({"error": f"no answer within {cfg.request_timeout_s} s.",
-                                 "fix": "retry, or lower the load."}, status_code=status)
-        except UserError as exc:  # no model loaded, or the model failed on valid input
-            status = 503 if service.manager.current is None else 500
-            return JSONResponse({"error": exc.message, "fix": exc.fix}, status_code=status)
+                response = binary_answer(answer_type, names, result, version.name)
+            else:
+                answer: dict[str, Any] = {
+                    "model_version": version.name,
+                    "outputs": {n: o.tolist() for n, o in zip(names, result.outputs)},
+                    "batch": {"rows": result.batch_rows, "requests": result.batch_requests},
+                }
+                if parsed.top_k and result.outputs:
+                    answer["predictions"] = predictions(result.outputs[0], manifest.labels,
+                                                        parsed.top_k)
+                response = JSONResponse(answer)
+            status = 200
+            return response
+        except Exception as exc:
+            response = error_response(exc)
+            status = response.status_code
+            return response
+        except asyncio.CancelledError:
+            status = STATUS_CLIENT_GONE
+            raise
         finally:
-            metrics.observe_request("/predict", status, (time.perf_counter() - started) * 1e3,
-                                    queue_ms)
+            latency = None if started is None else (time.perf_counter() - started) * 1e3
+            metrics.observe_request("/predict", status, latency, queue_ms)
+
+    def error_response(exc: Exception) -> Any:
+        """The JSON answer for any failure of a request (never a traceback to the client)."""
+        if isinstance(exc, RequestError):
+            # 408: the rest of the body may still arrive; close instead of reading it.
+            headers = {"Connection": "close"} if exc.status == 408 else None
+            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        if isinstance(exc, Overloaded):
+            return JSONResponse({"error": f"overloaded: {exc}", "fix": "retry shortly."},
+                                status_code=503, headers={"Retry-After": "1"})
+        if isinstance(exc, asyncio.TimeoutError):
+            return JSONResponse({"error": f"no answer within {cfg.request_timeout_s} s.",
+                                 "fix": "retry, or lower the load."}, status_code=504)
+        if isinstance(exc, ClientDisconnect):  # nobody reads this answer; counted as 499
+            return JSONResponse({"error": "the client disconnected."},
+                                status_code=STATUS_CLIENT_GONE)
+        if isinstance(exc, UserError):  # no model loaded, or the model failed on valid input
+            return JSONResponse({"error": exc.message, "fix": exc.fix},
+                                status_code=503 if service.manager.current is None else 500)
+        log.exception("request failed")
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}.",
+                             "fix": "see the server log; report it if it repeats."},
+                            status_code=500)
 
     @app.get("/health")
     async def health() -> Any:
@@ -201,13 +248,17 @@ def create_app(service: "Service") -> Any:
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
-    async def get_metrics(format: str = "json") -> Any:  # noqa: A002 - the query name
-        snap = metrics.snapshot()
+    async def get_metrics(request: Request, format: str | None = None) -> Any:  # noqa: A002
         current = service.manager.current
         model = current.describe() if current else None
         metrics.observe_request("/metrics", 200)
-        if format == "prometheus":
-            return PlainTextResponse(prometheus_text(snap, model))
+        if wants_prometheus(request.headers.get("accept"), format):
+            text, content_type = metrics.prometheus(
+                model, service.batcher.queued, service.manager.reloads_ok,
+                service.manager.reloads_failed)
+            return Response(text, media_type=content_type.split(";")[0],
+                            headers={"Content-Type": content_type})
+        snap = metrics.snapshot()
         snap.update(model_version=model["version"] if model else None,
                     queue=service.batcher.queued, cache=service.cache.stats(),
                     reloads_ok=service.manager.reloads_ok,
@@ -221,7 +272,7 @@ def create_app(service: "Service") -> Any:
             if not cfg.allow_reload:
                 raise RequestError(403, "reloading through the API is disabled on this server.",
                                    "restart it without --no-reload-api, or use --watch.")
-            body = await read_json(request, 64 * 1024)
+            body = await read_json(request, 64 * 1024, cfg.body_timeout_s)
             path = body.get("artifact") if isinstance(body, dict) else None
             if not isinstance(path, str) or not path:
                 raise RequestError(422, "the body needs 'artifact': the folder to serve.",
@@ -238,9 +289,10 @@ def create_app(service: "Service") -> Any:
                                    "The previous model keeps serving.") from None
             return JSONResponse({"status": "reloaded", "model": version.describe(),
                                  "previous": previous.name if previous else None})
-        except RequestError as exc:
-            status = exc.status
-            body = exc.body()
+        except Exception as exc:
+            response = error_response(exc)
+            status = response.status_code
+            body = json.loads(response.body)
             current = service.manager.current
             body["serving"] = current.name if current else None
             return JSONResponse(body, status_code=status)

@@ -40,6 +40,15 @@ import numpy as np
 # len(texts) rows (padded to the manifest's max_seq_len so that requests batch together).
 TEXT_HOOK = "paddleopt.text.preprocess:texts_to_feeds"
 
+# Largest image decoded (width x height): a 1 MB PNG can declare 30000x30000 pixels and
+# decode to 2.7 GB. 40 MP covers photos from any camera; models take far fewer.
+MAX_IMAGE_PIXELS = 40_000_000
+
+# A decoded .npz may hold this many times the body limit (compressed tensors are smaller
+# than their arrays; a "zip bomb" is 1000x smaller). Checked from the archive's declared
+# sizes and .npy headers before anything is decompressed.
+NPZ_EXPANSION = 4
+
 
 class RequestError(Exception):
     """A client mistake: HTTP ``status`` with a message and a fix."""
@@ -64,8 +73,10 @@ class ParsedRequest:
     top_k: int = 0
 
 
-def parse_body(body: Any, manifest: Any, max_rows: int) -> ParsedRequest:
-    """Validate a decoded JSON body against the served model's manifest."""
+def parse_body(body: Any, manifest: Any, max_rows: int, booleans: bool = True) -> ParsedRequest:
+    """Validate a decoded JSON body against the served model's manifest. ``booleans``: the
+    body may hold true/false (the caller saw those words in the raw bytes); False skips the
+    walk that refuses them."""
     if not isinstance(body, dict):
         raise RequestError(400, f"the body must be a JSON object, got {type(body).__name__}.",
                            'send {"inputs": {"<name>": [[...]]}}.')
@@ -81,8 +92,9 @@ def parse_body(body: Any, manifest: Any, max_rows: int) -> ParsedRequest:
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
         raise RequestError(422, f"top_k must be a non-negative integer, got {top_k!r}.",
                            "use e.g. top_k: 3")
+    check_top_k(top_k, manifest)
     if given[0] == "inputs":
-        feeds = _tensor_feeds(body["inputs"], manifest)
+        feeds = _tensor_feeds(body["inputs"], manifest, booleans)
     elif given[0] == "images":
         feeds = _image_feeds(body["images"], manifest, max_rows)
     else:
@@ -110,7 +122,7 @@ def _expected(manifest: Any) -> str:
     return f'send {{"inputs": {{name: nested list}}}} with inputs {specs}{extra}.'
 
 
-def _tensor_feeds(value: Any, manifest: Any) -> list[np.ndarray]:
+def _tensor_feeds(value: Any, manifest: Any, booleans: bool = True) -> list[np.ndarray]:
     specs = manifest.io.inputs
     if isinstance(value, list) and len(specs) == 1:
         value = {specs[0].name: value}
@@ -125,6 +137,9 @@ def _tensor_feeds(value: Any, manifest: Any) -> list[np.ndarray]:
                            f"{extra}.", _expected(manifest))
     feeds = []
     for spec in specs:
+        if booleans and np.dtype(spec.dtype).kind != "b" and _holds_bool(value[spec.name]):
+            raise RequestError(422, f"input '{spec.name}' holds true/false; the model takes "
+                               f"{spec.dtype} numbers.", "send numbers, e.g. 1 / 0.")
         try:
             arr = np.asarray(value[spec.name], dtype=spec.dtype)
         except (ValueError, TypeError) as exc:
@@ -142,6 +157,19 @@ def _tensor_feeds(value: Any, manifest: Any) -> list[np.ndarray]:
                            f"{[f.shape[0] for f in feeds]}.",
                            "give every input the same first dimension.")
     return feeds
+
+
+def _holds_bool(value: Any) -> bool:
+    """True when a decoded JSON tensor contains a boolean anywhere (numpy would silently turn
+    it into 1.0 / 0.0). Iterative: the nesting depth is the client's choice."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            return True
+        if isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _check_shape(arr: np.ndarray, spec: Any) -> None:
@@ -183,12 +211,25 @@ def _image_feeds(value: Any, manifest: Any, max_rows: int) -> list[np.ndarray]:
                                "base64-encode the image file's bytes.") from None
         try:
             with Image.open(io.BytesIO(raw)) as img:
+                pixels = img.size[0] * img.size[1]
+                if pixels > MAX_IMAGE_PIXELS:
+                    raise _too_many_pixels(i, img.size)
                 img.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError):
+        except Image.DecompressionBombError:  # PIL's own limit (2x its MAX_IMAGE_PIXELS)
+            raise _too_many_pixels(i, None) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             raise RequestError(422, f"images[{i}] is not a readable image.",
                                "send PNG or JPEG bytes.") from None
         arrays.append(load_image(io.BytesIO(raw), spec))
     return [normalize(np.stack(arrays), spec).astype(manifest.io.inputs[0].dtype)]
+
+
+def _too_many_pixels(index: int, size: tuple[int, int] | None) -> RequestError:
+    what = f"{size[0]}x{size[1]} pixels" if size else "more pixels than PIL decodes"
+    return RequestError(413, f"images[{index}] has {what}; this server decodes at most "
+                        f"{MAX_IMAGE_PIXELS:,} pixels per image.",
+                        "resize the image before sending it (the model sees it resized "
+                        "anyway).")
 
 
 def _text_feeds(value: Any, manifest: Any, max_rows: int) -> list[np.ndarray]:
@@ -220,11 +261,29 @@ def _first(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def check_top_k(top_k: int, manifest: Any) -> None:
+    """Refuse a top_k larger than the class count the manifest declares (422, not a silent
+    clamp); outputs of unknown width are checked in ``predictions``."""
+    outputs = manifest.io.outputs
+    classes = outputs[0].shape[-1] if outputs and outputs[0].shape else -1
+    if top_k and classes > 0 and top_k > classes:
+        raise _top_k_error(top_k, classes)
+
+
+def _top_k_error(top_k: int, classes: int) -> RequestError:
+    return RequestError(422, f"top_k={top_k}, but the model has {classes} classes.",
+                        f"ask for top_k between 1 and {classes}.")
+
+
 def predictions(output: np.ndarray, labels: list[str], top_k: int) -> list[list[dict]]:
     """Top-k classes with softmax scores per row of a [N, classes] output."""
     logits = np.asarray(output, dtype=np.float64)
     if logits.ndim != 2:
-        return []
+        raise RequestError(422, f"top_k needs a [batch, classes] output; this model's first "
+                           f"output has shape {list(logits.shape)}.",
+                           "drop top_k and read 'outputs'.")
+    if top_k > logits.shape[1]:
+        raise _top_k_error(top_k, logits.shape[1])
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     out = []
@@ -239,11 +298,15 @@ BINARY_TYPES = ("application/x-npy", "application/x-npz", "application/octet-str
 
 
 def parse_binary(content_type: str, data: bytes, headers: Any, manifest: Any, max_rows: int,
-                 top_k: int = 0) -> ParsedRequest:
-    """Validate a binary body (see the module docstring) against the served model."""
+                 top_k: int = 0, max_bytes: int | None = None) -> ParsedRequest:
+    """Validate a binary body (see the module docstring) against the served model.
+    ``max_bytes``: the most array bytes an .npz may decompress to (default: NPZ_EXPANSION x
+    the body's size, at least 1 MB)."""
     specs = manifest.io.inputs
+    check_top_k(top_k, manifest)
     if content_type == "application/x-npz":
-        arrays = _load_npz(data)
+        arrays = _load_npz(data, max_bytes or max(NPZ_EXPANSION * len(data), 1 << 20),
+                           max_rows)
         names = [s.name for s in specs]
         missing = [n for n in names if n not in arrays]
         extra = [n for n in arrays if n not in names]
@@ -326,16 +389,60 @@ def _load_npy(data: bytes) -> np.ndarray:
     return arr
 
 
-def _load_npz(data: bytes) -> dict[str, np.ndarray]:
+def _load_npz(data: bytes, max_bytes: int, max_rows: int) -> dict[str, np.ndarray]:
+    """The arrays of an .npz body, refusing (413) archives whose declared shapes x dtypes
+    exceed ``max_bytes`` or ``max_rows`` *before* decompressing anything: np.load would
+    allocate whatever a 1 MB archive of zeros declares (1 GB and 6 s, measured)."""
+    import zipfile
+
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise ValueError("one .npy array, not an archive")
-            return {name: archive[name] for name in archive.files}
-    except Exception as exc:
-        raise RequestError(400, f"the body is not a readable .npz archive ({_first(exc)}).",
-                           "send the bytes written by numpy.savez(file, x=array, ...).") \
-            from None
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+        raise _bad_npz(exc) from None
+    with archive:
+        members = archive.infolist()
+        if len(members) > 64:
+            raise RequestError(413, f"the .npz holds {len(members)} arrays.",
+                               "send one array per model input.")
+        arrays, total = {}, 0
+        for info in members:
+            try:
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+                    else:
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+                    if dtype.hasobject:
+                        raise ValueError("object arrays are not accepted")
+                    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                    total += nbytes
+                    if total > max_bytes:
+                        raise RequestError(413, f"the .npz arrays declare {total:,} bytes; "
+                                           f"this server decodes at most {max_bytes:,} per "
+                                           "request.", "send fewer samples per request.")
+                    if shape and shape[0] > max_rows:
+                        raise RequestError(413, f"array '{info.filename}' declares {shape[0]}"
+                                           f" samples; this server accepts at most "
+                                           f"{max_rows} per request.",
+                                           "split it into smaller requests.")
+                    raw = member.read(nbytes)
+                    if len(raw) != nbytes:
+                        raise ValueError(f"array '{info.filename}' is cut short")
+            except RequestError:
+                raise
+            except Exception as exc:  # bad zip member, bad header, CRC error, cut short
+                raise _bad_npz(exc) from None
+            arr = np.frombuffer(raw, dtype=dtype)
+            arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            arrays[name] = arr
+    return arrays
+
+
+def _bad_npz(exc: BaseException) -> RequestError:
+    return RequestError(400, f"the body is not a readable .npz archive ({_first(exc)}).",
+                        "send the bytes written by numpy.savez(file, x=array, ...).")
 
 
 def _raw_array(data: bytes, headers: Any, spec: Any) -> np.ndarray:
@@ -357,7 +464,7 @@ def _raw_array(data: bytes, headers: Any, spec: Any) -> np.ndarray:
     except TypeError:
         raise RequestError(422, f"X-Dtype {dtype_text!r} is not a numpy dtype.",
                            f"send e.g. 'X-Dtype: {spec.dtype}'.") from None
-    if dtype.kind not in "biuf":
+    if dtype.kind not in "iuf" and dtype != np.dtype(spec.dtype):
         raise RequestError(422, f"X-Dtype {dtype_text!r} is not numeric.",
                            f"send e.g. 'X-Dtype: {spec.dtype}'.")
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -370,7 +477,7 @@ def _raw_array(data: bytes, headers: Any, spec: Any) -> np.ndarray:
 
 
 def _checked(arr: np.ndarray, spec: Any) -> np.ndarray:
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "iuf" and arr.dtype != np.dtype(spec.dtype):
         raise RequestError(422, f"input '{spec.name}' has dtype {arr.dtype}; the model takes "
                            f"{spec.dtype}.", f"send {spec.dtype} numbers.")
     target = np.dtype(spec.dtype)

@@ -7,7 +7,10 @@ admitted and in again when its answer is ready, so:
 * the old model is released when its last request leaves (freed by the cache right away
   with the default ``max_models: 1``);
 * a new artifact is opened, digest-checked, loaded and run once on a probe batch *before*
-  the switch; when any of that fails the old model keeps serving and the error is returned.
+  the switch; when any of that fails the old model keeps serving and the error is returned;
+* with predictors in the server process (``--executor thread``), a reload is first loaded
+  and probed in a child process: a file that crashes Paddle's native code (a garbage
+  ``model.pdmodel`` segfaults it) kills the child, not the server.
 
 ``DirectoryWatcher`` switches versions from a folder instead of an API call: the folder holds
 one sub-folder per version and a ``current`` symlink (or a ``CURRENT`` file naming the
@@ -78,8 +81,11 @@ class ModelManager:
 
     def __init__(self, cache: PredictorCache, backend: str | None = None,
                  options: dict[str, Any] | None = None, probe: bool = True,
-                 default_threads: int | None = None) -> None:
+                 default_threads: int | None = None, isolate_reloads: bool = False) -> None:
+        """``isolate_reloads``: load and probe every model after the first in a child process
+        before loading it here (for predictors that live in the server process)."""
         self.cache = cache
+        self.isolate_reloads = isolate_reloads
         self.backend = backend
         self.options = dict(options or {})
         self.probe = probe
@@ -160,11 +166,14 @@ class ModelManager:
         from paddleopt.artifact import Artifact
 
         artifact = Artifact.open(path)
+        require_digests(artifact)
         artifact.verify()  # a corrupted or half-copied file is refused before loading
         if not artifact.manifest.io.inputs:
             raise UserError(f"artifact '{path}' declares no inputs in its manifest.",
                             "serve an artifact written by a paddleopt stage.")
         backend, options = self._backend_options(artifact)
+        if self.isolate_reloads and self._current is not None:
+            preflight(artifact, backend, options)
         entry = self.cache.checkout(artifact, backend, options)
         shared = entry.users > 1  # the same files are already loaded (and serving)
         try:
@@ -212,6 +221,39 @@ class ModelManager:
                 "last_error": self.last_error,
                 "retired": [{"version": v.name, "in_flight": v.in_flight,
                              "released": v.released} for v in self.retired]}
+
+
+def require_digests(artifact: Any) -> None:
+    """A folder with a manifest must list the sha256 of each of its files: a manifest
+    without them (edited, or hand-made) would let any file change go unnoticed. Plain Paddle
+    model folders (no manifest) are served as they are."""
+    from paddleopt.artifact.manifest import MANIFEST_NAME
+
+    if not (artifact.path / MANIFEST_NAME).is_file():
+        return
+    manifest = artifact.manifest
+    missing = [role for role, rel in manifest.files.items()
+               if (artifact.path / rel).is_file() and role not in manifest.file_digests]
+    if missing:
+        raise UserError(f"artifact '{artifact.path}': its manifest records no sha256 for "
+                        f"{', '.join(missing)}, so a changed or corrupt file cannot be "
+                        "detected.", "re-run the stage that produced it (manifests written "
+                        "by paddleopt carry file_digests).")
+
+
+def preflight(artifact: Any, backend: str, options: dict[str, Any]) -> None:
+    """Load and probe ``artifact`` in a child process first: if Paddle crashes on it, the
+    child dies and the reload is refused, instead of the server dying mid-reload."""
+    from paddleopt.serve.procpool import ProcessPredictor
+
+    try:
+        child = ProcessPredictor(artifact.path, backend, options, start_timeout_s=300)
+    except UserError as exc:
+        raise UserError(f"the model fails to load: {exc.message}", exc.fix) from None
+    try:
+        probe(child, artifact)
+    finally:
+        child.close()
 
 
 def probe(predictor: Any, artifact: Any) -> None:

@@ -45,7 +45,12 @@ class ServeConfig:
         watch_interval_s: how often the folder is checked.
         allow_reload: accept POST /reload.
         probe: run one probe batch through a new model before serving it.
+        isolate_reloads: with the thread executor, load and probe each reloaded model in a
+            child process first (a file that crashes Paddle kills the child, not the server;
+            costs a process start, ~2-4 s, per reload).
         request_timeout_s: a request still unanswered after this gets 504.
+        body_timeout_s: a request body not fully received after this gets 408 (and the
+            connection is closed): slow or stalled uploads cannot pile up.
         max_connections: concurrent connections before uvicorn answers 503.
     """
 
@@ -65,7 +70,9 @@ class ServeConfig:
     watch_interval_s: float = 1.0
     allow_reload: bool = True
     probe: bool = True
+    isolate_reloads: bool = True
     request_timeout_s: float = 30.0
+    body_timeout_s: float = 10.0
     max_connections: int = 1024
     log_level: str = "warning"
 
@@ -76,9 +83,10 @@ class ServeConfig:
                      "cache_models", "max_connections"):
             if getattr(self, name) < 1:
                 return f"{name} must be >= 1", f"set {name} to 1 or more."
-        if self.max_wait_ms < 0 or self.max_body_bytes < 1024 or self.request_timeout_s <= 0:
-            return ("max_wait_ms must be >= 0, max_body_bytes >= 1024 and request_timeout_s "
-                    "> 0", "fix the value.")
+        if (self.max_wait_ms < 0 or self.max_body_bytes < 1024 or self.request_timeout_s <= 0
+                or self.body_timeout_s <= 0):
+            return ("max_wait_ms must be >= 0, max_body_bytes >= 1024, request_timeout_s and "
+                    "body_timeout_s > 0", "fix the value.")
         return None
 
 
@@ -105,7 +113,8 @@ class Service:
         else:
             self.cache = PredictorCache(cfg.cache_models, pool_size=cfg.workers)
         self.manager = ModelManager(self.cache, cfg.backend, cfg.options, cfg.probe,
-                                    default_threads=_default_threads(cfg))
+                                    default_threads=_default_threads(cfg),
+                                    isolate_reloads=cfg.isolate_reloads and cfg.executor == "thread")
         self.watcher = DirectoryWatcher(self.manager, cfg.watch, cfg.watch_interval_s) \
             if cfg.watch else None
         if artifact is None:

@@ -28,7 +28,9 @@ def test_hot_reloads_under_concurrent_load_drop_nothing(versions):
     from paddleopt.serve.loadgen import run_load
 
     body = json.dumps({"inputs": {"x": sample(1).tolist()}}).encode()
-    with start(versions[0], max_batch_size=8, workers=2) as srv:
+    # isolate_reloads off: six reloads must fit in the 6 s of load (each isolated reload
+    # starts a process; test_fuzz covers that path).
+    with start(versions[0], max_batch_size=8, workers=2, isolate_reloads=False) as srv:
         box = {}
         loader = threading.Thread(target=lambda: box.update(result=run_load(
             srv.url, body, concurrency=16, max_requests=20000, max_seconds=6.0,
