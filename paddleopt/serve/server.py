@@ -112,9 +112,10 @@ class Service:
                                                                       options))
         else:
             self.cache = PredictorCache(cfg.cache_models, pool_size=cfg.workers)
+        isolate = cfg.isolate_reloads and cfg.executor == "thread"
         self.manager = ModelManager(self.cache, cfg.backend, cfg.options, cfg.probe,
                                     default_threads=_default_threads(cfg),
-                                    isolate_reloads=cfg.isolate_reloads and cfg.executor == "thread")
+                                    isolate_reloads=isolate)
         self.watcher = DirectoryWatcher(self.manager, cfg.watch, cfg.watch_interval_s) \
             if cfg.watch else None
         if artifact is None:
