@@ -277,7 +277,7 @@ def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
     from paddleopt.deploy.inputs import load_inputs
     from paddleopt.deploy.predictor import load_predictor
 
-    art = open_artifact(artifact)
+    art = open_artifact(artifact).verify()
     predictor = load_predictor(art, backend, options)
     feeds, names = load_inputs(art, inputs)
     logits = predictor.run(feeds)[0]

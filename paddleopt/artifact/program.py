@@ -38,6 +38,62 @@ def read_program(model_file: str | Path) -> Any:
     return program
 
 
+def validate_program(model_file: str | Path) -> Any:
+    """Parse ``model_file`` and check the structure Paddle trusts without checking: it
+    segfaults on a program whose ops name blocks or variables that do not exist. Returns the
+    ProgramDesc; raises a UserError naming the file and the first problem."""
+    program = read_program(model_file)
+    problem = _structure_problem(program)
+    if problem:
+        raise UserError(f"'{model_file}' is not a valid Paddle inference program: {problem}.",
+                        "re-export the model (paddle.jit.save / save_inference_model, or "
+                        "re-run the stage that produced it); the file is corrupt.")
+    return program
+
+
+def _structure_problem(program: Any) -> str | None:
+    pb2 = framework_pb2()
+    block_attr_types = (pb2.AttrType.Value("BLOCK"), pb2.AttrType.Value("BLOCKS"))
+    n_blocks = len(program.blocks)
+    var_names: list[set[str]] = []
+    for i, block in enumerate(program.blocks):
+        if block.idx != i:
+            return f"block #{i} says it is block {block.idx}"
+        if block.parent_idx >= n_blocks or (block.parent_idx < 0 and i != 0):
+            return f"block #{i} has parent {block.parent_idx} (the program has {n_blocks})"
+        var_names.append({v.name for v in block.vars})
+
+    def visible(i: int) -> set[str]:  # a block sees its own and its ancestors' variables
+        names: set[str] = set()
+        seen = 0
+        while i >= 0 and seen <= n_blocks:
+            names |= var_names[i]
+            i, seen = program.blocks[i].parent_idx, seen + 1
+        return names
+
+    ops = [op.type for op in program.blocks[0].ops]
+    if "fetch" not in ops:
+        return "its main block has no fetch op (not an inference program)"
+    for i, block in enumerate(program.blocks):
+        names = visible(i)
+        for j, op in enumerate(block.ops):
+            if not op.type:
+                return f"op #{j} of block {i} has no type"
+            for slot in (*op.inputs, *op.outputs):
+                for arg in slot.arguments:
+                    if arg and arg != "@EMPTY@" and arg not in names:
+                        return (f"op #{j} ({op.type}) of block {i} uses variable '{arg}', "
+                                f"which the program does not declare")
+            for attr in op.attrs:
+                if attr.type in block_attr_types:
+                    idxs = [attr.block_idx] if attr.type == block_attr_types[0] \
+                        else list(attr.blocks_idx)
+                    if any(not 0 <= b < n_blocks for b in idxs):
+                        return (f"op #{j} ({op.type}) of block {i} refers to block {idxs} "
+                                f"(the program has {n_blocks})")
+    return None
+
+
 def _var_spec(block: Any, name: str) -> dict[str, Any]:
     pb2 = framework_pb2()
     for var in block.vars:

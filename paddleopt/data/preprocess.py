@@ -71,7 +71,12 @@ def load_image(path: str | Path, spec: ImagePreprocess) -> np.ndarray:
             arr = np.asarray(img, dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise UserError(f"image '{path}' does not exist.", "check the path.") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:
+        # PIL refuses images over 2x MAX_IMAGE_PIXELS (~179M) before decoding them.
+        raise UserError(f"'{path}' is too large to decode safely ({exc}).",
+                        "resize the image first (the model takes "
+                        f"{spec.size[0]}x{spec.size[1]}).") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"'{path}' is not a readable image ({exc}).",
                         "pass PNG/JPEG files.") from None
     if arr.ndim == 2:

@@ -33,26 +33,72 @@ def _tensor_inputs(manifest: Any, inputs: list[str]) -> tuple[list[np.ndarray], 
     specs = manifest.io.inputs
     arrays: list[np.ndarray] = []
     for path in inputs:
-        if not Path(path).is_file():
-            raise UserError(f"input '{path}' does not exist.", "check the path.")
-        data = np.load(path)
-        if isinstance(data, np.lib.npyio.NpzFile):
-            missing = [s.name for s in specs if s.name not in data.files]
+        data = _load_array_file(path)
+        if isinstance(data, dict):
+            missing = [s.name for s in specs if s.name not in data]
             if missing:
-                raise UserError(f"'{path}' lacks inputs {missing} (has {data.files}).",
+                raise UserError(f"'{path}' lacks inputs {missing} (has {sorted(data)}).",
                                 "save one array per model input, named as the model's inputs.")
-            return [data[s.name].astype(s.dtype) for s in specs], \
-                [f"{path}[{i}]" for i in range(len(data[specs[0].name]))]
+            feeds = [checked_tensor(data[s.name], s, f"{path}[{s.name}]") for s in specs]
+            return feeds, [f"{path}[{i}]" for i in range(len(feeds[0]))]
         arrays.append(data)
     if len(specs) != 1:
         raise UserError(f"the model has {len(specs)} inputs; .npy holds one.",
                         "pass one .npz with an array per input name.")
-    batch = np.concatenate([a if a.ndim == len(specs[0].shape) else a[None] for a in arrays])
-    expected = specs[0].shape
-    if len(batch.shape) != len(expected) or any(e not in (-1, g) for e, g in
-                                                zip(expected, batch.shape)):
-        raise UserError(f"input shape {list(batch.shape)} does not fit the model's "
-                        f"{specs[0].name} {expected}.", "save arrays with that shape (-1: any).")
+    spec = specs[0]
+    arrays = [checked_tensor(a if a.ndim == len(spec.shape) else a[None], spec, path,
+                             check_shape=False) for a, path in zip(arrays, inputs)]
+    try:
+        batch = np.concatenate(arrays)
+    except ValueError as exc:
+        raise UserError(f"the .npy inputs do not stack into one batch ({exc}).",
+                        "give every file the same sample shape.") from None
+    batch = checked_tensor(batch, spec, "the stacked .npy inputs")
     names = [f"{p}" for p in inputs] if len(arrays) == len(batch) else \
         [f"sample{i}" for i in range(len(batch))]
-    return [batch.astype(specs[0].dtype)], names
+    return [batch], names
+
+
+def _load_array_file(path: str) -> np.ndarray | dict[str, np.ndarray]:
+    """np.load without pickles; every failure becomes a UserError naming the file."""
+    if not Path(path).is_file():
+        raise UserError(f"input '{path}' does not exist or is not a file.", "check the path.")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                return {name: data[name] for name in data.files}
+        return data
+    except Exception as exc:  # ValueError (object arrays, bad header), EOFError, BadZipFile
+        raise UserError(f"'{path}' is not a readable numeric .npy/.npz file "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}).",
+                        "save plain numeric arrays with numpy.save / numpy.savez (object "
+                        "arrays and pickles are refused).") from None
+
+
+def checked_tensor(arr: np.ndarray, spec: Any, where: str,
+                   check_shape: bool = True) -> np.ndarray:
+    """``arr`` cast to ``spec.dtype`` after refusing what the model cannot mean: non-numeric
+    dtypes (object, complex, bool, strings), casts that change the kind of number
+    (float -> int), NaN/Inf, and (``check_shape``) shapes that do not fit ``spec.shape``."""
+    arr = np.asarray(arr)
+    target = np.dtype(spec.dtype)
+    if arr.dtype.kind not in "iuf":
+        raise UserError(f"{where}: dtype {arr.dtype} is not a real number type; the model's "
+                        f"input '{spec.name}' takes {spec.dtype}.",
+                        f"save {spec.dtype} values (not bool, complex, strings or objects).")
+    if arr.dtype != target:
+        if not np.can_cast(arr.dtype, target, casting="same_kind"):
+            raise UserError(f"{where}: dtype {arr.dtype} cannot become {spec.dtype} (input "
+                            f"'{spec.name}') without changing the kind of number.",
+                            f"save {spec.dtype} values.")
+        arr = arr.astype(target)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise UserError(f"{where}: input '{spec.name}' holds NaN or Inf.",
+                        "pass finite numbers only.")
+    expected = list(spec.shape)
+    if check_shape and (arr.ndim != len(expected) or
+                        any(e not in (-1, g) for e, g in zip(expected, arr.shape))):
+        raise UserError(f"{where}: shape {list(arr.shape)} does not fit the model's "
+                        f"{spec.name} {expected}.", "save arrays with that shape (-1: any).")
+    return arr

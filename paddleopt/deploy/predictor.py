@@ -76,7 +76,8 @@ def parse_options(backend: str, options: dict[str, Any] | None, where: str = "op
 
 def load_predictor(artifact: Artifact, backend: str | None = None,
                    options: dict[str, Any] | Any | None = None) -> Predictor:
-    """Load ``artifact`` on ``backend`` (default: the natural one for its kind)."""
+    """Load ``artifact`` on ``backend`` (default: the natural one for its kind), after
+    checking its files against the manifest's sha256 digests."""
     backend = backend or default_backend(artifact.kind)
     module = backend_module(backend)
     kinds = backend_kinds(backend)
@@ -92,4 +93,5 @@ def load_predictor(artifact: Artifact, backend: str | None = None,
         require_extra(extra, f"backend '{backend}'")
     if not isinstance(options, module.Options):
         options = parse_options(backend, options)
+    artifact.verify()  # every reader: a corrupt, truncated or edited file is refused here
     return module.load(artifact, options)
