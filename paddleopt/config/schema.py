@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -97,6 +98,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # .nan / .inf: no setting means that
+                raise _Invalid(path, f"{value!r} is not a finite number",
+                               f"set '{path}' to a finite number")
             return float(value)
     elif tp is str:
         if isinstance(value, str):

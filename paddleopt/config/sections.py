@@ -20,6 +20,8 @@ class ModelConfig:
     def validate(self) -> tuple[str, str] | None:
         if self.num_classes < 2:
             return "model.num_classes must be at least 2", "set model.num_classes"
+        if self.in_channels < 1:
+            return "model.in_channels must be >= 1", "use 1 (grayscale) or 3 (RGB)"
         if not 0 < self.width_mult <= 4:
             return "model.width_mult must be in (0, 4]", "use e.g. 0.5, 1.0 or 2.0"
         return None
@@ -85,6 +87,20 @@ class EvaluateConfig:
     eval_samples: int | None = None  # accuracy on the first N eval samples (null: all)
     targets: list[TargetConfig] = field(default_factory=list)
 
+    def validate(self) -> tuple[str, str] | None:
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            return ("evaluate.batch_sizes must list batch sizes >= 1",
+                    "use e.g. batch_sizes: [1, 32]")
+        if self.warmup < 0 or self.iters < 1:
+            return "evaluate.warmup must be >= 0 and evaluate.iters >= 1", \
+                "use e.g. warmup: 10, iters: 200"
+        if self.max_seconds <= 0:
+            return "evaluate.max_seconds must be > 0", "use e.g. max_seconds: 5"
+        if self.eval_samples is not None and self.eval_samples < 1:
+            return "evaluate.eval_samples must be >= 1 or null", \
+                "set evaluate.eval_samples: null to score every evaluation sample"
+        return None
+
 
 @dataclass
 class PipelineConfig:
@@ -100,4 +116,8 @@ class PipelineConfig:
     def validate(self) -> tuple[str, str] | None:
         if not self.stages:
             return "'stages' is empty", "add at least one stage, e.g. stages: {train: {epochs: 1}}"
+        if not self.name:
+            return "'name' is empty (the work dir is work_dirs/<name>)", "set e.g. name: my_run"
+        if not 0 <= self.seed < 2**32:
+            return "seed must be in [0, 2**32)", "use e.g. seed: 42"
         return None

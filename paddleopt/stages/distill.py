@@ -100,6 +100,7 @@ class DistillStage(FinetuneStage):
     def check(self, pipeline: Any, stage_id: str) -> None:
         from paddleopt.models.registry import check_arch
         from paddleopt.stages._compress import check_artifact_ref, earlier_stages
+        from paddleopt.stages.plan_checks import check_model_kwargs
 
         super().check(pipeline, stage_id)  # fleet options
         cfg: DistillConfig = self.config
@@ -119,6 +120,10 @@ class DistillStage(FinetuneStage):
                               "put a train/prune stage before it, or set student: {arch: ...}.")
         if cfg.student is not None:
             check_arch(cfg.student.arch)
+            check_model_kwargs(cfg.student.arch, cfg.student.kwargs, f"{where}.student")
+        if cfg.teacher.model is not None:
+            check_model_kwargs(cfg.teacher.model.arch, cfg.teacher.model.kwargs,
+                               f"{where}.teacher.model")
         teacher = cfg.teacher
         if teacher.artifact is not None:
             check_artifact_ref(teacher.artifact, pipeline, stage_id, "teacher.artifact")

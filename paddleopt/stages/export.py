@@ -24,6 +24,9 @@ class ExportConfig:
     def validate(self) -> tuple[str, str] | None:
         if self.tolerance <= 0:
             return "export.tolerance must be > 0", "use e.g. tolerance: 1.0e-4"
+        if self.parity_samples < 1 or self.batch_size < 1:
+            return "export.parity_samples and export.batch_size must be >= 1", \
+                "use e.g. parity_samples: 64"
         return None
 
 

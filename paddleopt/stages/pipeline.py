@@ -92,7 +92,11 @@ def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None
 
         raw = apply_overrides(config, overrides or [],
                               {sid: ["stages"] for sid in (config.get("stages") or {})})
+    from paddleopt.stages.plan_checks import check_pipeline, check_raw
+
+    check_raw(raw, source)
     pipeline = parse(PipelineConfig, raw, source=source)
+    check_pipeline(pipeline, source)
     steps: list[PlanStep] = []
     produced: str | None = None
     kinds: dict[str, str] = {}  # stage id -> kind it produces
@@ -124,7 +128,12 @@ def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None
                     f"{', '.join(missing)} is not installed.",
                     f"run: {INSTALL_HINT.format(extra=needed)}")
         stage = cls(stage_cfg)
-        stage.check(pipeline, stage_id)
+        try:
+            stage.check(pipeline, stage_id)
+        except ConfigError as exc:  # name the file, as every other plan error does
+            if not source or exc.message.startswith(source):
+                raise
+            raise ConfigError(f"{source}: {exc.message}", exc.fix) from None
         steps.append(PlanStep(index, stage_id, stage, to_dict(stage_cfg), input_id))
         produced = kinds[stage_id] = cls.produces
     _check_targets(pipeline, steps, source)

@@ -15,6 +15,12 @@ class TrainStageConfig(TrainConfig):
     keep_checkpoints: int = 2  # per-epoch checkpoints kept in checkpoints/
     resume_from_checkpoint: bool = True  # with --resume, continue an interrupted stage
 
+    def validate(self) -> tuple[str, str] | None:
+        if self.keep_checkpoints < 1:
+            return "keep_checkpoints must be >= 1 (resume needs the last one)", \
+                "use e.g. keep_checkpoints: 2"
+        return TrainConfig.validate(self)
+
 
 class TrainStage(Stage):
     name = "train"
