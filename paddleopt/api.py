@@ -75,10 +75,17 @@ def run_until_type(config: str | Path | dict, overrides: list[str] | None, types
                     evaluate=False)
 
 
-def open_artifact(path: str | Path) -> Any:
+def open_artifact(path: str | Path, shapes: dict[str, Any] | None = None) -> Any:
+    """Open an artifact or a plain Paddle inference folder; ``shapes`` (input name ->
+    shape or {min, opt, max}) sets the shapes of dynamic inputs for this use."""
     from paddleopt.artifact import Artifact
 
-    return Artifact.open(path)
+    art = Artifact.open(path)
+    if shapes:
+        from paddleopt.artifact.shapes import apply_shapes, parse_shapes
+
+        apply_shapes(art.manifest, parse_shapes(shapes, "--shape"), "--shape")
+    return art
 
 
 def latest_artifact(work_dir: str | Path, kinds: tuple[str, ...] = ("inference",)) -> Any:
@@ -100,7 +107,8 @@ def bench(artifact: str | Path, batch_sizes: list[int] | None = None,
           backend: str | None = None, options: dict[str, Any] | None = None,
           warmup: int = 10, iters: int = 200, max_seconds: float = 5.0,
           eval_samples: int | None = None, precision: str | None = None,
-          artifacts: list[str | Path] | None = None) -> list[dict]:
+          artifacts: list[str | Path] | None = None,
+          shapes: dict[str, Any] | None = None) -> list[dict]:
     """Latency percentiles, throughput, peak RSS, size and accuracy of one deployment.
 
     ``backend`` / ``precision`` pick the artifact that fits among ``artifact`` and the
@@ -112,9 +120,11 @@ def bench(artifact: str | Path, batch_sizes: list[int] | None = None,
     from paddleopt.deploy.predictor import default_backend
     from paddleopt.report.evaluate import benchmark_rows
 
-    art = open_artifact(artifact)
+    art = open_artifact(artifact, shapes)
     if backend is not None or precision is not None:
         art = select(art, backend, precision, artifacts)
+        if shapes:
+            art = open_artifact(art.path, shapes)
     art.verify()
     backend = backend or default_backend(art.kind)
     cfg = EvaluateConfig(batch_sizes=batch_sizes or [1], warmup=warmup, iters=iters,
@@ -127,7 +137,8 @@ def bench_matrix(artifact: str | Path, batch_sizes: list[int] | None = None,
                  max_seconds: float = 5.0, eval_samples: int | None = 1000,
                  artifacts: list[str | Path] | None = None, with_native: bool = True,
                  profile: str | Path | None = None, progress: Any = None,
-                 backend: str | None = None, precision: str | None = None) -> dict[str, Any]:
+                 backend: str | None = None, precision: str | None = None,
+                 shapes: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every backend x precision reachable from ``artifact``, measured side by side.
 
     Reachable: the artifact and the finished artifacts of the same model in its work dir
@@ -163,6 +174,10 @@ def bench_matrix(artifact: str | Path, batch_sizes: list[int] | None = None,
         if progress is not None:
             progress(dep)
         dep.artifact.verify()
+        if shapes:
+            from paddleopt.artifact.shapes import apply_shapes, parse_shapes
+
+            apply_shapes(dep.artifact.manifest, parse_shapes(shapes, "--shape"), "--shape")
         for row in benchmark_rows(dep.artifact, dep.backend, dep.options, cfg, name=dep.name):
             row["note"] = dep.note
             rows.append(row)
@@ -194,7 +209,7 @@ def matrix_table(rows: list[dict]) -> list[str]:
     """Markdown table of ``bench_matrix`` rows, with the p50 speed-up over ONNX Runtime fp32
     (or, without it, over the first row) at the same batch size."""
     head = ["variant", "backend", "precision", "batch", "threads", "oneDNN", "p50 ms",
-            "p99 ms", "samples/s", "vs ref", "accuracy", "size KB", "artifact"]
+            "p99 ms", "samples/s", "vs ref", "accuracy", "size KB", "artifact", "inputs"]
     refs: dict[int, float] = {}
     for row in rows:
         batch = row["batch_size"]
@@ -212,7 +227,9 @@ def matrix_table(rows: list[dict]) -> list[str]:
             str(r["threads"] if r["threads"] is not None else "-"), onednn,
             f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p99']:.3f}",
             f"{r['throughput_per_s']:.1f}", f"{ratio:.2f}x", acc,
-            f"{r['size_bytes'] / 1024:.1f}", Path(r["artifact"]).name]) + " |")
+            f"{r['size_bytes'] / 1024:.1f}", Path(r["artifact"]).name,
+            " ".join(f"{k} {'x'.join(map(str, v))}"
+                     for k, v in r.get("input_shapes", {}).items())]) + " |")
     ref = "ONNX Runtime fp32" if any(r["backend"] == "onnxruntime" and r["precision"] == "fp32"
                                      for r in rows) else f"'{rows[0]['variant']}'" if rows else ""
     lines.append(f"\nvs ref: p50 latency of {ref} at the same batch size / this row's "

@@ -19,12 +19,20 @@ KINDS: tuple[str, ...] = ("checkpoint", "inference", "onnx", "lite")
 
 @dataclass
 class TensorSpec:
-    """One input or output tensor: -1 in ``shape`` marks a dynamic dimension."""
+    """One input or output tensor: -1 in ``shape`` marks a dynamic dimension.
+
+    ``min_shape``/``opt_shape``/``max_shape`` (inputs with dynamic dimensions): the concrete
+    shapes the model is calibrated, checked, timed and benchmarked at (``opt_shape``) and the
+    range it must accept (TensorRT's min/opt/max); see ``paddleopt.artifact.shapes``.
+    """
 
     name: str
     shape: list[int]
     dtype: str = "float32"
     lod_level: int = 0
+    min_shape: list[int] | None = None
+    opt_shape: list[int] | None = None
+    max_shape: list[int] | None = None
 
 
 @dataclass

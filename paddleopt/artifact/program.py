@@ -140,8 +140,19 @@ def find_model_files(folder: Path) -> tuple[Path, Path | None]:
     if (folder / "__model__").is_file():
         params = folder / "__params__"
         return folder / "__model__", params if params.is_file() else None
+    if not models and any(folder.glob("*.json")) and \
+            any(p.with_suffix(".pdiparams").is_file() for p in folder.glob("*.json")):
+        json_model = next(p for p in folder.glob("*.json") if p.with_suffix(".pdiparams").is_file())
+        raise UserError(
+            f"'{folder}' holds a Paddle 3 model ('{json_model.name}', the PIR program format); "
+            f"paddleopt runs the Paddle 2.6 stack (PaddleSlim, paddle2onnx 1.3, Paddle Lite "
+            f"read only .pdmodel programs).",
+            "re-export it as .pdmodel: with Paddle 3, set FLAGS_enable_pir_api=0 before "
+            "exporting (e.g. `FLAGS_enable_pir_api=0 python tools/export_model.py ...` in "
+            "PaddleOCR/PaddleClas/PaddleX), or export with paddlepaddle 2.6.")
     found = ", ".join(p.name for p in models) or "none"
     raise UserError(
         f"'{folder}' is neither a paddleopt artifact (no manifest.json) nor a Paddle inference "
         f"model folder with exactly one .pdmodel (found: {found}).",
-        "pass the folder that holds model.pdmodel + model.pdiparams, or a paddleopt artifact.")
+        "pass the folder that holds one .pdmodel (model.pdmodel or inference.pdmodel) and its "
+        ".pdiparams, or a paddleopt artifact.")

@@ -11,9 +11,11 @@ from paddleopt.utils.errors import EXIT_USER_ERROR, UserError
 
 def _add_config(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("-c", "--config", required=required, help="pipeline YAML (configs/*.yaml)")
-    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. -o stages.train.epochs=1 "
-                        "(stage keys may drop 'stages.': -o train.epochs=1)")
+    p.add_argument("-o", "--override", action="extend", nargs="+", default=[],
+                   metavar="KEY=VALUE",
+                   help="override config values, e.g. -o stages.train.epochs=1 "
+                        "data.batch_size=64 (several after one -o, as in PaddleClas; stage "
+                        "keys may drop 'stages.': -o train.epochs=1)")
 
 
 def _add_dist(p: argparse.ArgumentParser) -> None:
@@ -22,6 +24,14 @@ def _add_dist(p: argparse.ArgumentParser) -> None:
                         "paddle.distributed.launch (gloo on CPU, NCCL on GPU)")
     p.add_argument("--ips", metavar="IP,IP,...",
                    help="multi-node: the nodes' addresses; run the same command on each node")
+
+
+def _add_shape_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shape", action="extend", nargs="+", metavar="NAME=SHAPE",
+                   help="shape of an input with dynamic dimensions, e.g. x=1x3x48x320 or "
+                        "MIN:OPT:MAX (x=1x3x48x96:1x3x48x320:8x3x48x1024); the batch "
+                        "dimension follows --batch-size. Needed for models from outside "
+                        "paddleopt whose inputs are dynamic beyond the batch")
 
 
 def _dist_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,7 +88,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = api.bench(artifact, batch_sizes=args.batch_size, backend=args.backend,
                      options=options, warmup=args.warmup, iters=args.iters,
                      max_seconds=args.max_seconds, eval_samples=args.eval_samples,
-                     precision=args.precision, artifacts=args.artifacts)
+                     precision=args.precision, artifacts=args.artifacts,
+                     shapes=_shapes(args))
     if rows and rows[0]["artifact"] != str(artifact):
         print(f"{rows[0]['backend']} {rows[0]['precision']}: running {rows[0]['artifact']}")
     for row in rows:
@@ -87,7 +98,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"{row['backend']:<16} {row['precision']:<5} batch {row['batch_size']:<4} "
               f"p50 {lat['p50']:.3f} ms  p90 {lat['p90']:.3f}  p99 {lat['p99']:.3f}  "
               f"{row['throughput_per_s']:.1f} samples/s  acc {acc}  "
-              f"size {row['size_bytes'] / 1024:.1f} KB  peak RSS {row['peak_rss_mb']:.0f} MB")
+              f"size {row['size_bytes'] / 1024:.1f} KB  peak RSS {row['peak_rss_mb']:.0f} MB"
+              f"  inputs {_shape_text(row)}")
     out: dict[str, Any] = {"rows": rows}
     if args.profile:
         out["profile"] = api.profile(rows[0]["artifact"], args.profile, backend=rows[0]["backend"],
@@ -98,6 +110,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
             json.dump(out, fh, indent=2)
         print(f"wrote {args.json}")
     return 0
+
+
+def _shapes(args: argparse.Namespace) -> dict[str, Any] | None:
+    from paddleopt.artifact.shapes import parse_shape_args
+
+    return parse_shape_args(getattr(args, "shape", None)) or None
+
+
+def _shape_text(row: dict[str, Any]) -> str:
+    return " ".join(f"{k}={'x'.join(map(str, v))}" for k, v in row.get("input_shapes", {}).items())
 
 
 def _bench_matrix(args: argparse.Namespace, artifact: Any) -> int:
@@ -114,7 +136,7 @@ def _bench_matrix(args: argparse.Namespace, artifact: Any) -> int:
         iters=args.iters, max_seconds=args.max_seconds,
         eval_samples=1000 if args.eval_samples is None else args.eval_samples,
         artifacts=args.artifacts, profile=args.profile, backend=args.backend,
-        precision=args.precision,
+        precision=args.precision, shapes=_shapes(args),
         progress=lambda d: print(f"  measuring {d.name} ({d.artifact.path.name})", flush=True))
     print("\n".join(api.matrix_table(result["rows"])))
     for item in result["skipped"]:
@@ -306,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write a profiler trace (chrome://tracing, Perfetto) at the "
                         "first batch size and print the top ops by time (--matrix: one "
                         "TRACE.<variant>.json per row)")
+    _add_shape_arg(p)
     _add_backend_args(p)
     p.set_defaults(func=cmd_bench)
 

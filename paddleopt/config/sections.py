@@ -103,6 +103,24 @@ class EvaluateConfig:
 
 
 @dataclass
+class SourceConfig:
+    """A model the pipeline starts from instead of training one (see
+    paddleopt.artifact.source): any Paddle inference folder.
+
+    Attributes:
+        model_dir: the folder (``model.pdmodel`` or ``inference.pdmodel`` + ``.pdiparams``,
+            or a paddleopt artifact of kind inference).
+        shapes: input name -> shape, or {min, opt, max} for dynamic dimensions.
+        preprocess: image preprocess (size, channels, mean, std, ...) overriding what the
+            folder's preprocessing file says.
+    """
+
+    model_dir: str
+    shapes: dict[str, Any] = field(default_factory=dict)
+    preprocess: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class PipelineConfig:
     name: str
     stages: dict[str, dict[str, Any]]  # stage id -> its config; 'type' defaults to the id
@@ -112,6 +130,7 @@ class PipelineConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    source: SourceConfig | None = None  # start from an inference folder, not from training
 
     def validate(self) -> tuple[str, str] | None:
         if not self.stages:

@@ -24,6 +24,8 @@ class ImagePreprocess:
     std: list[float] = field(default_factory=lambda: [1.0])
     resize: Literal["bilinear", "nearest", "bicubic"] = "bilinear"
     invert: bool = False  # white digits on black (MNIST) vs black ink on white paper
+    # PaddleClas style: resize the short side to this, then center-crop to ``size``.
+    resize_short: int | None = None
 
     def validate(self) -> tuple[str, str] | None:
         if len(self.size) != 2 or min(self.size) < 1:
@@ -67,7 +69,10 @@ def load_image(path: str | Path, spec: ImagePreprocess) -> np.ndarray:
             img = img.convert("L" if spec.channels == 1 else "RGB")
             resample = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST,
                         "bicubic": Image.BICUBIC}[spec.resize]
-            img = img.resize((spec.size[1], spec.size[0]), resample)
+            if spec.resize_short:
+                img = _resize_short_crop(img, spec, resample)
+            else:
+                img = img.resize((spec.size[1], spec.size[0]), resample)
             arr = np.asarray(img, dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise UserError(f"image '{path}' does not exist.", "check the path.") from None
@@ -84,6 +89,16 @@ def load_image(path: str | Path, spec: ImagePreprocess) -> np.ndarray:
     else:
         arr = arr.transpose(2, 0, 1)
     return 1.0 - arr if spec.invert else arr
+
+
+def _resize_short_crop(img: Any, spec: ImagePreprocess, resample: Any) -> Any:
+    scale = spec.resize_short / min(img.size)
+    w, h = max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))
+    img = img.resize((w, h), resample)
+    ch, cw = spec.size
+    left, top = max(0, (w - cw) // 2), max(0, (h - ch) // 2)
+    img = img.crop((left, top, left + cw, top + ch))
+    return img
 
 
 def preprocess_images(paths: list[str | Path], spec_dict: dict[str, Any]) -> np.ndarray:

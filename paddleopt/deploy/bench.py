@@ -40,7 +40,7 @@ def available_cores() -> int:
 # -- inputs ------------------------------------------------------------------------------------
 def make_feeds(input_specs: list[TensorSpec], batch_size: int,
                rng: np.random.Generator | None = None, *,
-               dims: dict[str, list[int]] | None = None, dynamic_dim: int = 16,
+               dims: dict[str, list[int]] | None = None, dynamic_dim: int | None = 16,
                int_high: int = 2) -> list[np.ndarray]:
     """Random inputs for ``input_specs``.
 
@@ -50,7 +50,9 @@ def make_feeds(input_specs: list[TensorSpec], batch_size: int,
             (the model cannot take another batch size).
         rng: numpy Generator (default: seeded with 0, so runs are repeatable).
         dims: input name -> full shape, overriding the spec (e.g. a sequence length).
-        dynamic_dim: value for any other dynamic dimension (sequence length, image side).
+        dynamic_dim: value for any other dynamic dimension (sequence length, image side) of
+            an input without a recorded ``opt_shape``; None: such an input is an error
+            (foreign models must state their shapes, see paddleopt.artifact.shapes).
         int_high: integer inputs are drawn from [0, int_high): small non-negative values are
             valid ids for any embedding table and any segment/type-id input.
     """
@@ -65,8 +67,7 @@ def make_feeds(input_specs: list[TensorSpec], batch_size: int,
 
                 raise UserError(f"input '{spec.name}' has no known shape.",
                                 f"pass dims={{'{spec.name}': [...]}} (or --shape) explicitly.")
-            shape = [batch_size if (i == 0 and d == -1) else (dynamic_dim if d == -1 else d)
-                     for i, d in enumerate(spec.shape)]
+            shape = _synthetic_shape(spec, batch_size, dynamic_dim)
         dtype = np.dtype(spec.dtype if spec.dtype not in ("unknown", "") else "float32")
         if dtype.kind in "iu":
             feeds.append(rng.integers(0, int_high, size=shape).astype(dtype))
@@ -75,6 +76,24 @@ def make_feeds(input_specs: list[TensorSpec], batch_size: int,
         else:
             feeds.append(rng.standard_normal(size=shape).astype(dtype))
     return feeds
+
+
+def _synthetic_shape(spec: TensorSpec, batch_size: int, dynamic_dim: int | None) -> list[int]:
+    declared = spec.shape
+    if getattr(spec, "opt_shape", None):
+        opt = list(spec.opt_shape)
+        if declared and declared[0] == -1:
+            opt[0] = batch_size
+        return opt
+    if dynamic_dim is None and any(d == -1 for d in declared[1:]):
+        from paddleopt.utils.errors import UserError
+
+        raise UserError(f"input '{spec.name}' {declared} has dynamic dimensions and no shape "
+                        f"to use for them.",
+                        f"give one: --shape {spec.name}=1x... (MIN:OPT:MAX for a range), or "
+                        f"source.shapes in the pipeline config.")
+    return [batch_size if (i == 0 and d == -1) else (dynamic_dim if d == -1 else d)
+            for i, d in enumerate(declared)]
 
 
 # -- latency -------------------------------------------------------------------------------

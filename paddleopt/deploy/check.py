@@ -290,6 +290,7 @@ def check_plan(plan: Any, targets: list[str] | None = None,
 
     wanted = [normalize_target(t) for t in targets] if targets else \
         list(dict.fromkeys(t for _, t in plan_targets(plan))) or list(TARGETS)
+    parent = parent if parent is not None else getattr(plan, "source_artifact", None)
     if parent is not None and parent.kind == "inference":
         return [check_artifact(parent, t) for t in wanted]
     if parent is not None and parent.kind == "checkpoint":

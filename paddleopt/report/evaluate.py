@@ -18,14 +18,19 @@ def benchmark_rows(artifact: Artifact, backend: str, options: dict[str, Any],
     from paddleopt.deploy.bench import measure_latency
     from paddleopt.deploy.predictor import load_predictor
 
+    from paddleopt.artifact.shapes import dynamic_dim, require_shapes
+
+    require_shapes(artifact.manifest, f"'{artifact.path}'")
     predictor = load_predictor(artifact, backend, options)
     described = predictor.describe()
     scored = score_artifact(predictor, artifact, cfg.eval_samples)
     data = eval_data(artifact, max(cfg.batch_sizes))
     rows = []
     for batch in cfg.batch_sizes:
-        feeds = batch_feeds(predictor, data, batch)
+        feeds = batch_feeds(predictor, data, batch, dynamic_dim(artifact.manifest))
         timing = measure_latency(predictor, feeds, cfg.warmup, cfg.iters, cfg.max_seconds)
+        shapes = {spec.name: list(f.shape) for spec, f in zip(artifact.manifest.io.inputs,
+                                                              feeds)}
         rows.append({
             "model": model_name or artifact.manifest.model.get("arch", artifact.path.name),
             "variant": name or f"{backend}-{artifact.manifest.precision}",
@@ -42,12 +47,13 @@ def benchmark_rows(artifact: Artifact, backend: str, options: dict[str, Any],
             "eval_samples": scored["eval_samples"],
             "size_bytes": artifact.size_bytes(),
             "peak_rss_mb": timing["peak_rss_mb"],
+            "input_shapes": shapes,  # what was timed: dynamic dims are never implicit
             "config": described,
         })
     return rows
 
 
-def batch_feeds(predictor: Any, data: Any, batch: int) -> list:
+def batch_feeds(predictor: Any, data: Any, batch: int, dynamic_dim: int | None = 16) -> list:
     """One batch of ``batch`` samples: real evaluation samples (repeated when there are
     fewer) when ``data`` = (feeds, labels) is given, else seeded random inputs."""
     import numpy as np
@@ -57,7 +63,8 @@ def batch_feeds(predictor: Any, data: Any, batch: int) -> list:
     if data is not None:
         reps = int(np.ceil(batch / len(data[1])))
         return [np.concatenate([x] * reps)[:batch] for x in data[0]]
-    return make_feeds(predictor.inputs, batch, np.random.default_rng(0))
+    return make_feeds(predictor.inputs, batch, np.random.default_rng(0),
+                      dynamic_dim=dynamic_dim)
 
 
 def evaluate_targets(plan: Any, artifacts: dict[str, Artifact]) -> list[dict]:

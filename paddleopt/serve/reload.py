@@ -262,7 +262,9 @@ def probe(predictor: Any, artifact: Any) -> None:
     computes NaN)."""
     from paddleopt.deploy.bench import make_feeds
 
-    feeds = make_feeds(artifact.manifest.io.inputs, 1)
+    from paddleopt.artifact.shapes import dynamic_dim
+
+    feeds = make_feeds(artifact.manifest.io.inputs, 1, dynamic_dim=dynamic_dim(artifact.manifest))
     try:
         outputs = predictor.run(feeds)
     except UserError as exc:

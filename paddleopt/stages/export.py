@@ -20,6 +20,10 @@ class ExportConfig:
     parity_samples: int = 64  # inputs compared between dygraph and Paddle Inference
     tolerance: float = 1e-4  # max abs diff allowed on the logits; exceeded -> stage fails
     clip_extra: bool = True  # paddle.jit.save default; to_lite repairs what it drops
+    # File stem: model.pdmodel, or inference.pdmodel as PaddleClas deploy / FastDeploy expect.
+    file_prefix: str = "model"
+    # Also write the image preprocess as a PaddleClas/PaddleX inference.yml next to it.
+    preprocess_file: bool = False
 
     def validate(self) -> tuple[str, str] | None:
         if self.tolerance <= 0:
@@ -27,6 +31,9 @@ class ExportConfig:
         if self.parity_samples < 1 or self.batch_size < 1:
             return "export.parity_samples and export.batch_size must be >= 1", \
                 "use e.g. parity_samples: 64"
+        if not self.file_prefix or "/" in self.file_prefix or "." in self.file_prefix:
+            return (f"export.file_prefix must be a plain file stem, got {self.file_prefix!r}",
+                    "use model or inference")
         return None
 
 
@@ -51,13 +58,19 @@ class ExportStage(Stage):
             if shape and not cfg.dynamic_batch:
                 shape[0] = cfg.batch_size
             specs.append(paddle.static.InputSpec(shape, spec.dtype, spec.name))
-        save_layer(model, str(out_dir / "model"), input_spec=specs,
-                        clip_extra=cfg.clip_extra)
-        for leftover in out_dir.glob("model.pdiparams.info"):
+        stem = cfg.file_prefix
+        save_layer(model, str(out_dir / stem), input_spec=specs, clip_extra=cfg.clip_extra)
+        for leftover in out_dir.glob(f"{stem}.pdiparams.info"):
             leftover.unlink()  # training-only metadata, not needed for inference
         manifest = src.manifest.derive(kind="inference",
-                                       files={"model": "model.pdmodel",
-                                              "params": "model.pdiparams"})
+                                       files={"model": f"{stem}.pdmodel",
+                                              "params": f"{stem}.pdiparams"})
+        if cfg.preprocess_file:
+            from paddleopt.artifact.preprocess_files import write_preprocess_file
+
+            written = write_preprocess_file(out_dir, manifest.preprocess, manifest.labels)
+            if written is not None:
+                manifest.files["preprocess"] = written.name
         feeds = sample_inputs(src, cfg.parity_samples, ctx)
         diff = parity_vs_dygraph(model, Artifact(out_dir, manifest), feeds)
         manifest.checks["parity_vs_dygraph_max_abs_diff"] = diff

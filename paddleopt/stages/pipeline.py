@@ -37,6 +37,9 @@ FINGERPRINT_OMIT_NULL: dict[str, tuple[str, ...]] = {
 }
 
 
+SOURCE_ID = "source"  # `input: source`: the pipeline's source model, not a stage
+
+
 @dataclass
 class PlanStep:
     index: int
@@ -61,9 +64,13 @@ class Plan:
     steps: list[PlanStep]
     work_dir: Path
     source: str = ""
+    # The pipeline's `source:` model (opened at plan time); the first stage's input.
+    source_artifact: Artifact | None = None
 
     def describe(self) -> str:
         lines = [f"pipeline '{self.config.name}' -> {self.work_dir}"]
+        if self.source_artifact is not None:
+            lines.append(f"  source             {self.source_artifact.path} (inference)")
         for step in self.steps:
             cls = type(step.stage)
             src = "/".join(cls.consumes) or "-"
@@ -98,8 +105,19 @@ def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None
     pipeline = parse(PipelineConfig, raw, source=source)
     check_pipeline(pipeline, source)
     steps: list[PlanStep] = []
-    produced: str | None = None
+    source_artifact = None
+    if pipeline.source is not None:
+        from paddleopt.artifact.source import open_source
+
+        source_artifact = open_source(pipeline.source, source)
+    produced: str | None = source_artifact.kind if source_artifact is not None else None
     kinds: dict[str, str] = {}  # stage id -> kind it produces
+    if source_artifact is not None:
+        kinds[SOURCE_ID] = source_artifact.kind  # `input: source` reads the source model
+    if SOURCE_ID in pipeline.stages:
+        raise ConfigError(f"{source + ': ' if source else ''}stages.{SOURCE_ID}: '{SOURCE_ID}' "
+                          f"names the pipeline's source model in `input:`.",
+                          "give the stage another id (and a `type:`).")
     for index, (stage_id, stage_raw) in enumerate(pipeline.stages.items(), start=1):
         stage_raw = dict(stage_raw or {})
         type_name = str(stage_raw.pop("type", stage_id))
@@ -138,7 +156,7 @@ def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None
         produced = kinds[stage_id] = cls.produces
     _check_targets(pipeline, steps, source)
     work_dir = Path(pipeline.work_dir or f"work_dirs/{pipeline.name}")
-    return Plan(pipeline, raw, steps, work_dir, source)
+    return Plan(pipeline, raw, steps, work_dir, source, source_artifact)
 
 
 def _check_chain(cls: type[Stage], stage_id: str, produced: str | None, source: str) -> None:
@@ -147,7 +165,8 @@ def _check_chain(cls: type[Stage], stage_id: str, produced: str | None, source: 
         raise ConfigError(
             f"{where} ({cls.name}) needs a {' or '.join(cls.consumes)} artifact as input, but it "
             f"is the first stage.", f"put a stage that produces {cls.consumes[0]} before it "
-            f"(e.g. train/export), or give the input path in its config if it accepts one.")
+            f"(e.g. train/export), or start from a model you have: source: {{model_dir: "
+            f"<Paddle inference folder>}} at the top level of the config.")
     if produced is not None and produced not in cls.consumes:
         raise ConfigError(
             f"{where} ({cls.name}) consumes {' or '.join(cls.consumes) or 'nothing'}, but the "
@@ -218,10 +237,12 @@ def _run_locked(the_plan: Plan, resume: bool, until: str | None, evaluate: bool)
     work_dir = the_plan.work_dir
     dump_yaml(the_plan.raw, work_dir / "config.resolved.yaml")
     result = RunResult(the_plan)
-    parent: Artifact | None = None
+    parent: Artifact | None = the_plan.source_artifact
     checked = False  # the deployability pre-check runs once, before the first real work
     for step in the_plan.steps:
-        if step.input_id is not None:
+        if step.input_id == SOURCE_ID:
+            parent = the_plan.source_artifact
+        elif step.input_id is not None:
             parent = result.artifacts[step.input_id]
         parent_digest = parent.digest() if parent is not None else None
         fp = fingerprint(step, parent_digest, the_plan.config)

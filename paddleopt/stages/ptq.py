@@ -52,10 +52,22 @@ class PTQStage(Stage):
         cfg: PTQConfig = self.config
         where = f"stages.{stage_id}"
         check_single_process(cfg.qat.finetune, f"{where}.qat")
-        if cfg.model_dir is None and not earlier_stages(pipeline, stage_id):
+        sourced = getattr(pipeline, "source", None) is not None
+        if cfg.model_dir is None and not sourced and not earlier_stages(pipeline, stage_id):
             raise ConfigError(f"{where}: ptq is the first stage but has no model_dir.",
-                              "set model_dir: <Paddle inference model folder>, or put an "
-                              "export stage before it.")
+                              "set source: {model_dir: <Paddle inference model folder>} (or "
+                              "model_dir here), or put an export stage before it.")
+        if sourced:
+            # A source model has no training data in `data:` to calibrate or score on.
+            if cfg.calibration.source == "pipeline":
+                raise ConfigError(f"{where}.calibration.source: 'pipeline' means the training "
+                                  f"data in data:, but this model comes from a folder.",
+                                  "calibrate on its own inputs: calibration: {source: "
+                                  "image_folder, path: DIR} or {source: npz, path: FILE.npz}.")
+            if cfg.evaluation.source == "pipeline":
+                raise ConfigError(f"{where}.evaluation.source: 'pipeline' means the training "
+                                  f"data's labels, but this model comes from a folder.",
+                                  "set evaluation: {source: none} (or npz with labels).")
         if cfg.model_dir is not None and not Path(cfg.model_dir).is_dir():
             raise ConfigError(f"{where}.model_dir: '{cfg.model_dir}' is not a folder.",
                               "point it at the folder holding the .pdmodel and .pdiparams.")
@@ -100,7 +112,36 @@ class PTQStage(Stage):
                 raise UserError(f"model_dir '{cfg.model_dir}' holds a {src.kind} artifact.",
                                 "point it at a Paddle inference model folder.")
         assert src is not None
+        _shapes_from_calibration(cfg, src)
         return _Run(cfg, src, out_dir, ctx).execute()
+
+
+def _shapes_from_calibration(cfg: PTQConfig, src: Artifact) -> None:
+    """Inputs with dynamic dimensions and no recorded shape take the calibration data's
+    (one sample, batch 1): latency, INT8 probes and later conversions then run at the
+    shapes the model really sees. A foreign model left without shapes is an error."""
+    import numpy as np
+
+    from paddleopt.artifact.shapes import (apply_shapes, needs_shape, require_shapes,
+                                           shapes_from_arrays)
+
+    inputs = src.manifest.io.inputs
+    if not any(needs_shape(s) for s in inputs):
+        return
+    cal = cfg.calibration
+    arrays: list[Any] = []
+    if cal.source == "npz":
+        with np.load(str(cal.path), allow_pickle=False) as data:
+            arrays = [data[s.name][:1] for s in inputs if s.name in data.files]
+    elif cal.source == "image_folder":
+        pre = cal.preprocess or src.manifest.preprocess
+        if pre.get("size") and len(inputs) == 1:
+            arrays = [np.zeros((1, int(pre.get("channels", 3)), *pre["size"]), np.float32)]
+    if len(arrays) == len(inputs):
+        missing = [s for s in inputs if needs_shape(s)]
+        apply_shapes(src.manifest, {k: v for k, v in shapes_from_arrays(inputs, arrays).items()
+                                    if k in {s.name for s in missing}}, "calibration data")
+    require_shapes(src.manifest, f"the model in '{src.path}'")
 
 
 __all__ = ["DEFAULT_OP_TYPES", "SKIPPABLE", "Algo", "CalibrationConfig", "CandidateConfig",

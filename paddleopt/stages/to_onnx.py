@@ -244,7 +244,9 @@ def sample_feeds(src: Artifact, count: int) -> tuple[list[np.ndarray], str]:
         if len(feeds) == len(manifest.io.inputs) and all(len(f) for f in feeds):
             return [np.ascontiguousarray(f[:count], dtype=spec.dtype)
                     for f, spec in zip(feeds, manifest.io.inputs)], "eval data"
-    return make_feeds(manifest.io.inputs, count), "random"
+    from paddleopt.artifact.shapes import dynamic_dim
+
+    return make_feeds(manifest.io.inputs, count, dynamic_dim=dynamic_dim(manifest)), "random"
 
 
 def paddle_reference(src: Artifact, feeds: list[np.ndarray]) -> list[np.ndarray]:

@@ -44,9 +44,11 @@ class PTQRun(DataMixin, LayersMixin, RecordMixin):
             feeds, labels = data
             out["accuracy"] = _int8.accuracy(pred, feeds, labels)
         else:
+            from paddleopt.artifact.shapes import dynamic_dim
             from paddleopt.deploy.bench import make_feeds
 
-            feeds = make_feeds(pred.inputs, self.cfg.latency.batch_size)
+            feeds = make_feeds(pred.inputs, self.cfg.latency.batch_size,
+                               dynamic_dim=dynamic_dim(self.src.manifest))
         if not paired:
             out.update(_int8.timing(pred, feeds, self.cfg.latency))
             return out
