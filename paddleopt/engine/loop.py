@@ -71,13 +71,16 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
         on_epoch_end: Callable[[int, dict, Any, Any], None] | None = None,
         start_epoch: int = 0, optimizer_state: dict | None = None,
         after_step: Callable[[int], None] | None = None,
-        parameters: list | None = None) -> dict[str, Any]:
+        parameters: list | None = None, rng: dict | None = None) -> dict[str, Any]:
     """Train ``model``; return {"history": [...], "final": eval metrics, "seconds": ...}.
 
     Loader batches are ``(*inputs, labels)``; the model is called as ``model(*inputs)``.
     ``loss_fn(logits, labels, inputs)`` replaces cross entropy (distillation adds its terms
     there). ``on_epoch_end(epoch, metrics, optimizer, schedule)`` saves checkpoints.
     ``after_step(global_step)`` lets sparsity schedules act after each update.
+    Resuming: ``start_epoch`` epochs are done, ``optimizer_state`` (with the LR scheduler's)
+    and ``rng`` (``paddleopt.engine.checkpoint.rng_state()`` saved at the end of the last
+    epoch) make the following epochs exactly those of an uninterrupted run.
     """
     from paddleopt.distributed import runtime as dist
 
@@ -114,6 +117,10 @@ def fit(model: Any, train_loader: Any, eval_loader: Any | None, cfg: TrainConfig
     started = time.perf_counter()
     global_step = start_epoch * updates
     sampler = getattr(train_loader, "batch_sampler", None)
+    if rng is not None:  # last: nothing above may draw from the restored generators
+        from paddleopt.engine.checkpoint import set_rng_state
+
+        set_rng_state(rng)
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         if hasattr(sampler, "set_epoch"):  # DistributedBatchSampler: a new shuffle per epoch

@@ -273,6 +273,9 @@ def _run_locked(the_plan: Plan, resume: bool, until: str | None, evaluate: bool)
 
 
 def _finished(folder: Path, fp: str) -> bool:
+    """The folder holds this step's finished output: same fingerprint and every file still
+    matches its sha256 (a truncated or edited file makes the stage run again, with a
+    message, instead of being reused forever)."""
     manifest = folder / MANIFEST_NAME
     if not manifest.is_file():
         return False
@@ -280,7 +283,14 @@ def _finished(folder: Path, fp: str) -> bool:
         art = Artifact.open(folder)
     except UserError:
         return False
-    return bool(art.manifest.lineage) and art.manifest.lineage[-1].fingerprint == fp
+    if not (art.manifest.lineage and art.manifest.lineage[-1].fingerprint == fp):
+        return False
+    try:
+        art.verify()
+    except UserError as exc:
+        log.warning("resume: %s Running the stage again.", exc.message)
+        return False
+    return True
 
 
 def _run_step(step: PlanStep, parent: Artifact | None, parent_digest: str | None, fp: str,

@@ -1,6 +1,7 @@
 """`train`: dygraph training of the configured model on the configured data."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,20 +61,29 @@ class TrainStage(Stage):
         flops = count_flops(model, input_specs)
 
         checkpoints = EpochCheckpoints(out_dir, keep=cfg.keep_checkpoints)
-        start_epoch, opt_state = 0, None
+        last = None
         if ctx.resume and cfg.resume_from_checkpoint:
-            last = checkpoints.load_last()
+            last = checkpoints.load_last(model)  # a corrupt checkpoint is an error, not a restart
             if last is not None:
-                start_epoch, model_state, opt_state = last
-                model.set_state_dict(model_state)
-                ctx.log.info("[%s] resuming after epoch %d", ctx.stage_id, start_epoch)
+                model.set_state_dict(last["model"])
+                ctx.log.info("[%s] resuming after epoch %d", ctx.stage_id, last["epoch"])
+        done_history = list(last["history"]) if last else []
+        done_seconds = last["train_seconds"] if last else 0.0
+        started = time.perf_counter()
 
         def on_epoch_end(epoch: int, metrics: dict, optimizer: Any, _schedule: Any) -> None:
-            checkpoints.save(epoch, model, optimizer, metrics)
+            done_history.append(metrics)
+            checkpoints.save(epoch, model, optimizer, metrics, history=list(done_history),
+                             train_seconds=done_seconds + time.perf_counter() - started)
 
+        start_epoch = last["epoch"] if last else 0
         result = fit(model, data.train_loader(), data.eval_loader(), cfg, log=ctx.log,
                      on_epoch_end=on_epoch_end, start_epoch=start_epoch,
-                     optimizer_state=opt_state)
+                     optimizer_state=last["optimizer"] if last else None,
+                     rng=last["rng"] if last else None)
+        # The manifest covers the whole training, across interruptions.
+        result["history"] = done_history
+        result["seconds"] = done_seconds + result["seconds"]
         if start_epoch >= cfg.epochs:  # everything was done before the interruption
             from paddleopt.engine.loop import evaluate
 

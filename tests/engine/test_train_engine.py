@@ -106,10 +106,11 @@ def test_epoch_checkpoints_and_resume_state(tmp_path):
     fit(model, tiny_loader(), tiny_loader(), cfg,
         on_epoch_end=lambda e, m, opt, s: ckpt.save(e, model, opt, m))
     files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert files == ["epoch_002.pdparams", "epoch_003.pdparams", "last.pdopt", "last.pdparams",
-                     "state.json"]
-    epochs, state, opt_state = ckpt.load_last()
-    assert epochs == 3 and set(state) == set(model.state_dict()) and opt_state
+    assert files == [f"epoch_{e:03d}.{part}" for e in (2, 3)
+                     for part in ("json", "pdopt", "pdparams", "rng")] + ["state.json"]
+    last = ckpt.load_last(model)
+    assert last["epoch"] == 3 and set(last["model"]) == set(model.state_dict())
+    assert last["optimizer"] and set(last["rng"]) == {"python", "numpy", "paddle"}
 
 
 def test_train_stage_config_rejects_bad_values():
