@@ -30,7 +30,7 @@ def open_model(model_dir: str | Path, shapes: dict[str, Any] | None = None,
     if not folder.is_dir():
         raise UserError(f"{where}.model_dir: '{folder}' is not a folder.",
                         "point it at the folder holding the .pdmodel and .pdiparams.")
-    art = Artifact.open(folder)
+    art = Artifact.open(folder).verify()  # digests (ours) and program structure
     if art.kind != "inference":
         raise UserError(f"{where}.model_dir: '{folder}' holds a {art.kind} artifact.",
                         "point it at a Paddle inference model folder (.pdmodel + .pdiparams).")

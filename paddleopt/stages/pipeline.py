@@ -312,6 +312,8 @@ def _run_step(step: PlanStep, parent: Artifact | None, parent_digest: str | None
              parent.path if parent else "-", final_dir)
     started = time.perf_counter()
     try:
+        if parent is not None:  # what the stage reads is intact (cached when just verified)
+            parent.verify()
         manifest = step.stage.run(parent, tmp_dir, ctx)
     except UserError as exc:
         raise StageError(f"stage '{step.stage_id}' ({step.type}) failed in {final_dir}: "
