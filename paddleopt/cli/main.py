@@ -240,7 +240,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               watch=args.watch, watch_interval_s=args.watch_interval,
               allow_reload=not args.no_reload_api, request_timeout_s=args.timeout,
               body_timeout_s=args.body_timeout,
-              isolate_reloads=not args.no_isolate_reloads,
+              isolate_reloads=not args.no_isolate_reloads, model_name=args.model_name,
               log_level="info" if args.verbose else "warning")
     return 0
 
@@ -380,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before 504")
     p.add_argument("--body-timeout", type=float, default=10.0,
                    help="seconds to receive a request body before 408")
+    p.add_argument("--model-name", default=None,
+                   help="the model's name in the v2 protocol (/v2/models/NAME; default: the "
+                   "artifact folder's name)")
     p.add_argument("--no-isolate-reloads", action="store_true",
                    help="load reloaded models in the server process directly (faster reloads;"
                    " a model file that crashes Paddle then takes the server down)")

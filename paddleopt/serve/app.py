@@ -1,4 +1,5 @@
-"""The HTTP layer (FastAPI): /predict, /health, /metrics, /reload.
+"""The HTTP layer (FastAPI): /predict, /health, /metrics, /reload, and the KServe v2 / Triton
+protocol under /v2 (``v2.py``). OpenAPI: /openapi.json, /docs.
 
 Every error answer is JSON ``{"error": ..., "fix": ...}`` with a 4xx status for client
 mistakes (400 unreadable body, 413 too large, 422 does not fit the model, 406 a one-array
@@ -16,8 +17,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from paddleopt.serve.inputs import (BINARY_TYPES, RequestError, parse_binary, parse_body,
-                                    predictions)
+from paddleopt.serve.inputs import (BINARY_TYPES, RequestError, check_arrays, parse_binary,
+                                    parse_body, predictions)
 from paddleopt.serve.metrics import STATUS_CLIENT_GONE
 
 log = logging.getLogger("paddleopt.serve")
@@ -152,10 +153,17 @@ def create_app(service: "Service") -> Any:
     from paddleopt.utils.errors import UserError
 
     cfg = service.config
-    app = FastAPI(title="paddleopt serve", docs_url=None, redoc_url=None, openapi_url=None)
+    from paddleopt.serve import schemas, v2
+
+    app = FastAPI(title="paddleopt serve", version="0.1.0", docs_url="/docs",
+                  redoc_url=None, openapi_url="/openapi.json",
+                  description="Dynamic-batching model server: /predict (JSON or binary "
+                  "tensors) and the KServe v2 / Triton open inference protocol (/v2).")
     metrics = service.metrics
 
-    @app.post("/predict")
+    @app.post("/predict", openapi_extra=schemas.body(schemas.PredictRequest, BINARY_TYPES),
+              responses={200: {"model": schemas.PredictResponse},
+                         **schemas.errors(400, 406, 408, 413, 422, 500, 503, 504)})
     async def predict(request: Request) -> Any:
         status, queue_ms, started = 500, None, None
         try:
@@ -180,9 +188,7 @@ def create_app(service: "Service") -> Any:
                 if parsed.top_k and answer_type != "application/json":
                     raise RequestError(422, "top_k predictions come in a JSON answer only.",
                                        "drop top_k, or ask for Accept: application/json.")
-                future = service.batcher.submit(version, parsed.feeds)
-                result = await asyncio.wait_for(asyncio.wrap_future(future),
-                                                cfg.request_timeout_s)
+                result = await run_model(version, parsed)
             queue_ms = result.queue_ms
             names = output_names(manifest, result.outputs)
             if answer_type != "application/json":
@@ -209,6 +215,119 @@ def create_app(service: "Service") -> Any:
         finally:
             latency = None if started is None else (time.perf_counter() - started) * 1e3
             metrics.observe_request("/predict", status, latency, queue_ms)
+
+    async def run_model(version: Any, parsed: Any) -> Any:
+        future = service.batcher.submit(version, parsed.feeds)
+        return await asyncio.wait_for(asyncio.wrap_future(future), cfg.request_timeout_s)
+
+    async def infer(request: Request, name: str, version: str | None = None) -> Any:
+        """POST /v2/models/{name}[/versions/{version}]/infer (see ``v2``)."""
+        status, queue_ms, started = 500, None, None
+        try:
+            data = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_s)
+            started = time.perf_counter()
+            check_model(name)
+            req, arrays = v2.parse_infer(data, request.headers.get(v2.HEADER))
+            with service.manager.use() as served:
+                check_version(served, version)
+                parsed = check_arrays(arrays, served.manifest, cfg.max_request_rows)
+                result = await run_model(served, parsed)
+            queue_ms = result.queue_ms
+            body, headers = v2.infer_answer(req, service.model_name, str(served.number),
+                                            output_names(served.manifest, result.outputs),
+                                            result.outputs)
+            status = 200
+            return Response(body, headers=headers)
+        except Exception as exc:
+            response = error_response(exc)
+            status = response.status_code
+            return response
+        except asyncio.CancelledError:
+            status = STATUS_CLIENT_GONE
+            raise
+        finally:
+            latency = None if started is None else (time.perf_counter() - started) * 1e3
+            metrics.observe_request("/v2/infer", status, latency, queue_ms)
+
+    def check_model(name: str) -> None:
+        if name != service.model_name:
+            raise RequestError(404, f"no model named {name!r}; this server serves "
+                               f"{service.model_name!r}.", "use GET /v2/models/"
+                               f"{service.model_name} (or serve with --model-name).")
+
+    def check_version(served: Any, version: str | None) -> None:
+        if version is not None and version != str(served.number):
+            raise RequestError(404, f"model {service.model_name!r} version {version!r} is not "
+                               f"served; version {served.number} is.",
+                               "omit the version, or ask for the served one.")
+
+    def served_version(name: str, version: str | None) -> Any:
+        check_model(name)
+        current = service.manager.current
+        if current is None:
+            raise RequestError(503, "no model is loaded.", "load one with POST /reload.")
+        check_version(current, version)
+        return current
+
+    @app.post("/v2/models/{name}/infer", tags=["v2"], openapi_extra=schemas.body(
+        schemas.InferRequest), responses={200: {"model": schemas.InferResponse},
+                                          **schemas.errors(400, 404, 408, 413, 422, 503)})
+    async def v2_infer(request: Request, name: str) -> Any:
+        return await infer(request, name)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"],
+              openapi_extra=schemas.body(schemas.InferRequest),
+              responses={200: {"model": schemas.InferResponse},
+                         **schemas.errors(400, 404, 408, 413, 422, 503)})
+    async def v2_infer_version(request: Request, name: str, version: str) -> Any:
+        return await infer(request, name, version)
+
+    def v2_json(endpoint: str, build: Any) -> Any:
+        try:
+            response = JSONResponse(build())
+        except Exception as exc:
+            response = error_response(exc)
+        metrics.observe_request(endpoint, response.status_code)
+        return response
+
+    @app.get("/v2/health/live", tags=["v2"])
+    async def v2_live() -> Any:
+        return v2_json("/v2/health", lambda: {"live": True})
+
+    @app.get("/v2/health/ready", tags=["v2"], responses=schemas.errors(503))
+    async def v2_ready() -> Any:
+        return v2_json("/v2/health", lambda: {"ready": served_version(
+            service.model_name, None) is not None})
+
+    @app.get("/v2", tags=["v2"])
+    async def v2_server() -> Any:
+        return v2_json("/v2", lambda: {"name": "paddleopt", "version": "0.1.0",
+                                       "extensions": v2.EXTENSIONS})
+
+    def metadata(name: str, version: str | None) -> dict[str, Any]:
+        served = served_version(name, version)
+        return v2.model_metadata(service.model_name, served, served.describe()["backend"])
+
+    @app.get("/v2/models/{name}", tags=["v2"],
+             responses={200: {"model": schemas.ModelMetadata}, **schemas.errors(404, 503)})
+    async def v2_model(name: str) -> Any:
+        return v2_json("/v2/models", lambda: metadata(name, None))
+
+    @app.get("/v2/models/{name}/versions/{version}", tags=["v2"],
+             responses={200: {"model": schemas.ModelMetadata}, **schemas.errors(404, 503)})
+    async def v2_model_version(name: str, version: str) -> Any:
+        return v2_json("/v2/models", lambda: metadata(name, version))
+
+    @app.get("/v2/models/{name}/ready", tags=["v2"], responses=schemas.errors(404, 503))
+    async def v2_model_ready(name: str) -> Any:
+        return v2_json("/v2/models", lambda: {"name": name, "ready": served_version(
+            name, None) is not None})
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"],
+             responses=schemas.errors(404, 503))
+    async def v2_model_version_ready(name: str, version: str) -> Any:
+        return v2_json("/v2/models", lambda: {"name": name, "ready": served_version(
+            name, version) is not None})
 
     def error_response(exc: Exception) -> Any:
         """The JSON answer for any failure of a request (never a traceback to the client)."""
@@ -237,7 +356,8 @@ def create_app(service: "Service") -> Any:
     async def health() -> Any:
         status = service.manager.status()
         ok = status["current"] is not None
-        body = {"status": "ok" if ok else "no model", "model": status["current"],
+        body = {"status": "ok" if ok else "no model", "model_name": service.model_name,
+                "model": status["current"],
                 "reloads_ok": status["reloads_ok"], "reloads_failed": status["reloads_failed"],
                 "last_reload_error": status["last_error"], "retired": status["retired"],
                 "queue": service.batcher.queued,
@@ -265,7 +385,8 @@ def create_app(service: "Service") -> Any:
                     reloads_failed=service.manager.reloads_failed)
         return JSONResponse(snap)
 
-    @app.post("/reload")
+    @app.post("/reload", openapi_extra=schemas.body(schemas.ReloadRequest),
+              responses=schemas.errors(403, 422))
     async def reload(request: Request) -> Any:
         status = 200
         try:
@@ -304,12 +425,20 @@ def create_app(service: "Service") -> Any:
         routing and dependency solving cost ~0.13 ms of CPU per request (measured: 0.33 vs
         0.20 ms for an empty endpoint), paid for every answer in the event loop that also
         parses HTTP, a large share when batching makes the model's part small."""
-        if (scope["type"] == "http" and scope["path"] == "/predict"
-                and scope["method"] == "POST"):
-            response = await predict(Request(scope, receive))
-            await response(scope, receive, send)
-        else:
-            await app(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            if path == "/predict":
+                response = await predict(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+            parts = path.split("/")  # "", "v2", "models", name, ["versions", v], "infer"
+            if len(parts) in (5, 7) and parts[1:3] == ["v2", "models"] \
+                    and parts[-1] == "infer" and (len(parts) == 5 or parts[4] == "versions"):
+                response = await infer(Request(scope, receive), parts[3],
+                                       parts[5] if len(parts) == 7 else None)
+                await response(scope, receive, send)
+                return
+        await app(scope, receive, send)
 
     asgi.app = app  # type: ignore[attr-defined]  # the FastAPI app, for introspection
     return asgi

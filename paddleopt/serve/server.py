@@ -52,6 +52,8 @@ class ServeConfig:
         body_timeout_s: a request body not fully received after this gets 408 (and the
             connection is closed): slow or stalled uploads cannot pile up.
         max_connections: concurrent connections before uvicorn answers 503.
+        model_name: the model's name in the v2 protocol (/v2/models/NAME); default: the
+            artifact folder's name (the watched folder's with --watch).
     """
 
     host: str = "127.0.0.1"
@@ -74,9 +76,13 @@ class ServeConfig:
     request_timeout_s: float = 30.0
     body_timeout_s: float = 10.0
     max_connections: int = 1024
+    model_name: str | None = None
     log_level: str = "warning"
 
     def validate(self) -> tuple[str, str] | None:
+        if self.model_name is not None and (not self.model_name or "/" in self.model_name):
+            return (f"model_name {self.model_name!r} cannot be a URL path segment",
+                    "use e.g. --model-name digits")
         if not 0 <= self.port <= 65535:
             return f"port {self.port} is not a TCP port", "use e.g. --port 8000 (0: any free)"
         for name in ("workers", "max_batch_size", "max_queue", "max_request_rows",
@@ -124,6 +130,7 @@ class Service:
                                 "pass an artifact folder (e.g. work_dirs/x/02_export).")
             artifact = self.watcher.initial()
         self.manager.load(artifact)  # a bad artifact fails here, before the port opens
+        self.model_name = cfg.model_name or Path(cfg.watch or artifact).resolve().name
         self.batcher = DynamicBatcher(cfg.max_batch_size, cfg.max_wait_ms, cfg.workers,
                                       cfg.max_queue, on_batch=self.metrics.observe_batch)
         if self.watcher is not None:
