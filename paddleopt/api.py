@@ -115,7 +115,6 @@ def bench(artifact: str | Path, batch_sizes: list[int] | None = None,
     artifacts of the same model next to it (plus ``artifacts``): e.g. ``02_export`` with
     backend onnxruntime runs the work dir's ONNX file (see paddleopt.deploy.matrix).
     """
-    from paddleopt.config.sections import EvaluateConfig
     from paddleopt.deploy.matrix import select
     from paddleopt.deploy.predictor import default_backend
     from paddleopt.report.evaluate import benchmark_rows
@@ -127,9 +126,26 @@ def bench(artifact: str | Path, batch_sizes: list[int] | None = None,
             art = open_artifact(art.path, shapes)
     art.verify()
     backend = backend or default_backend(art.kind)
-    cfg = EvaluateConfig(batch_sizes=batch_sizes or [1], warmup=warmup, iters=iters,
-                         max_seconds=max_seconds, eval_samples=eval_samples)
+    cfg = bench_settings(batch_sizes, warmup, iters, max_seconds, eval_samples)
     return benchmark_rows(art, backend, options or {}, cfg)
+
+
+def bench_settings(batch_sizes: list[int] | None, warmup: int, iters: int,
+                   max_seconds: float, eval_samples: int | None) -> Any:  # EvaluateConfig
+    """An EvaluateConfig for bench, checked like the config's ``evaluate:`` section (a batch
+    size of 0 or 0 iterations is a user error, not a ZeroDivisionError after loading)."""
+    from paddleopt.config.schema import parse
+    from paddleopt.config.sections import EvaluateConfig
+
+    try:
+        return parse(EvaluateConfig, {
+            "batch_sizes": list(batch_sizes or [1]), "warmup": warmup, "iters": iters,
+            "max_seconds": max_seconds, "eval_samples": eval_samples}, path="bench")
+    except UserError as exc:
+        problem = exc.message.split(": ", 1)[-1].replace("evaluate.", "")
+        raise UserError(f"bench: {problem}",
+                        f"{exc.fix} (flags: --batch-size, --warmup, --iters, --max-seconds, "
+                        f"--eval-samples).") from None
 
 
 def bench_matrix(artifact: str | Path, batch_sizes: list[int] | None = None,
@@ -153,7 +169,6 @@ def bench_matrix(artifact: str | Path, batch_sizes: list[int] | None = None,
         ``{"rows": [benchmark rows], "skipped": [{"artifact", "reason"}],
         "profiles": {variant: profile result or {"error": ...}}}``
     """
-    from paddleopt.config.sections import EvaluateConfig
     from paddleopt.deploy.matrix import matrix
     from paddleopt.report.evaluate import benchmark_rows
 
@@ -166,8 +181,7 @@ def bench_matrix(artifact: str | Path, batch_sizes: list[int] | None = None,
                         + (f" as {backend or ''} {precision or ''}".rstrip()
                            if backend or precision else "") + ".",
                         "convert the model (export, to_onnx, to_lite target: x86) first.")
-    cfg = EvaluateConfig(batch_sizes=batch_sizes or [1], warmup=warmup, iters=iters,
-                         max_seconds=max_seconds, eval_samples=eval_samples)
+    cfg = bench_settings(batch_sizes, warmup, iters, max_seconds, eval_samples)
     rows: list[dict] = []
     profiles: dict[str, Any] = {}
     for dep in deployments:
@@ -294,11 +308,17 @@ def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
     from paddleopt.deploy.inputs import load_inputs
     from paddleopt.deploy.predictor import load_predictor
 
+    if top_k < 1:
+        raise UserError(f"top_k is {top_k}; it must be >= 1.", "pass --top-k 1 or more.")
     art = open_artifact(artifact).verify()
     predictor = load_predictor(art, backend, options)
     feeds, names = load_inputs(art, inputs)
     logits = predictor.run(feeds)[0]
     labels = art.manifest.labels
+    classes = int(np.prod(np.shape(logits)[1:]))
+    if top_k > classes:
+        raise UserError(f"top_k is {top_k}, but the model scores {classes} classes.",
+                        f"pass --top-k {classes} or less.")
     results = []
     for name, row in zip(names, logits):
         row = np.asarray(row, dtype=np.float64).reshape(-1)

@@ -96,6 +96,9 @@ def checked_tensor(arr: np.ndarray, spec: Any, where: str,
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise UserError(f"{where}: input '{spec.name}' holds NaN or Inf.",
                         "pass finite numbers only.")
+    if arr.ndim and arr.shape[0] == 0:
+        raise UserError(f"{where}: holds no samples (shape {list(arr.shape)}).",
+                        "save at least one sample.")
     expected = list(spec.shape)
     if check_shape and (arr.ndim != len(expected) or
                         any(e not in (-1, g) for e, g in zip(expected, arr.shape))):

@@ -158,3 +158,34 @@ def test_random_bytes_model_exits_2_in_bench_and_infer(cli, tiny_inference, tmp_
     assert_user_error(cli("infer", str(folder), str(npy)), "model.pdmodel")
     os.remove(folder / "manifest.json")  # the same file in a bare folder
     assert_user_error(cli("infer", str(folder), str(npy)), "not a Paddle program")
+
+
+@pytest.mark.parametrize("settings, needle", [
+    ({"batch_sizes": [0]}, "batch_sizes"), ({"batch_sizes": [-1]}, "batch_sizes"),
+    ({"iters": 0}, "iters"), ({"warmup": -1}, "warmup"), ({"max_seconds": -1}, "max_seconds"),
+    ({"eval_samples": 0}, "eval_samples"),
+])
+def test_bench_settings_are_checked_before_any_work(tiny_inference, settings, needle):
+    """Reported: --batch-size 0 / --eval-samples 0 raised ZeroDivisionError/ValueError."""
+    from paddleopt import api
+
+    with pytest.raises(UserError, match=needle) as err:
+        api.bench(tiny_inference.path, **settings)
+    assert "--batch-size" in err.value.fix
+
+
+@pytest.mark.parametrize("top_k, needle", [(0, ">= 1"), (-1, ">= 1"), (11, "scores 10 classes")])
+def test_infer_top_k_out_of_range(tiny_inference, tmp_path, top_k, needle):
+    from paddleopt import api
+
+    npy = _npy(tmp_path, np.zeros((1, 1, 8, 8), np.float32))
+    with pytest.raises(UserError, match=needle):
+        api.infer(tiny_inference.path, [str(npy)], top_k=top_k)
+
+
+def test_infer_refuses_an_empty_batch(tiny_inference, tmp_path):
+    from paddleopt import api
+
+    npy = _npy(tmp_path, np.zeros((0, 1, 8, 8), np.float32))
+    with pytest.raises(UserError, match="holds no samples"):
+        api.infer(tiny_inference.path, [str(npy)])
