@@ -121,6 +121,10 @@ class EpochCheckpoints:
                f"without --resume).")
         try:
             state = json.loads(state_file.read_text())
+            if "epoch" in state and "sha256" not in state:
+                raise UserError(
+                    f"training checkpoint '{state_file}' was written by an older paddleopt "
+                    f"(no RNG state, no sha256s), so the stage cannot resume exactly.", fix)
             epoch = int(state["epoch"])
             digests = dict(state["sha256"])
         except (ValueError, KeyError, TypeError) as exc:

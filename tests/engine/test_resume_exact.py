@@ -130,3 +130,12 @@ def test_truncated_finished_output_makes_the_stage_run_again(tmp_path):
     again = weights(tmp_path / "01_train")  # retrained: deterministic, the same weights
     assert all(np.array_equal(good[k], again[k]) for k in good)
     assert "export" not in result.skipped  # its parent changed
+
+
+def test_checkpoint_of_an_older_format_is_explained(tmp_path):
+    from paddleopt.engine.checkpoint import EpochCheckpoints
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "state.json").write_text('{"epoch": 1, "metrics": {}}')
+    with pytest.raises(UserError, match="older paddleopt"):
+        EpochCheckpoints(tmp_path).load_last(model=None)
