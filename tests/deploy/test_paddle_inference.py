@@ -111,6 +111,16 @@ def test_clone_gives_identical_outputs_across_threads(cnn):
             np.testing.assert_array_equal(out, reference)
 
 
+def test_new_executor_matches_and_fast_path_keeps_conversions(cnn):
+    predictor = load(cnn["path"], threads=1, new_executor=True)
+    assert predictor.describe()["new_executor"] is True
+    assert np.abs(predictor.run([cnn["x"]])[0] - cnn["expected"]).max() < 1e-4
+    # run()'s fast path takes a float32 C-contiguous array as is; anything else is converted
+    strided = np.asfortranarray(cnn["x"])
+    assert np.abs(predictor.run([strided])[0] - cnn["expected"]).max() < 1e-4
+    assert np.abs(predictor.run([cnn["x"].tolist()])[0] - cnn["expected"]).max() < 1e-4
+
+
 def test_wrong_number_of_inputs_is_a_user_error(cnn):
     predictor = load(cnn["path"], threads=1)
     with pytest.raises(UserError, match="takes 1 input"):

@@ -138,6 +138,10 @@ class Options:
             inference.py): 1.17x at batch 1, 1.8x at batch 32; bf16 keeps 8 mantissa bits,
             so check the accuracy (bench prints it). fp32 artifacts only.
         ir_optim: graph optimization passes (operator fusion etc.).
+        new_executor: run the program with Paddle's newer InterpreterCore instead of the
+            NaiveExecutor (enable_new_executor). On the quickstart CNN at batch 1 it cut
+            the per-call time (benchmarks/pi_call_cost.py); off by default until it has been
+            checked on more models (deploy measures it as a candidate).
         memory_optim: reuse intermediate buffers (enable_memory_optim).
         ir_debug: dump the graph after every pass as .dot files into the working directory.
         verbose: keep Paddle's glog output (pass list, fusion counts); off = disable_glog_info.
@@ -156,6 +160,7 @@ class Options:
     onednn_int8_ops: Literal["artifact", "all"] | list[str] = "artifact"
     onednn_bf16: bool = False
     ir_optim: bool = True
+    new_executor: bool = False
     memory_optim: bool = True
     ir_debug: bool = False
     verbose: bool = False
@@ -381,6 +386,8 @@ def build_config(model_file: str | Path, params_file: str | Path | None, options
     if not options.verbose:
         config.disable_glog_info()
     config.switch_ir_optim(options.ir_optim)
+    if options.new_executor:
+        config.enable_new_executor(True)
     if options.memory_optim:
         config.enable_memory_optim()
     if options.ir_debug:
@@ -597,6 +604,11 @@ class PaddleInferencePredictor(Predictor):
         self._output_names = list(_predictor.get_output_names())
         self._input_handles = {n: _predictor.get_input_handle(n) for n in self._input_names}
         self._output_handles = [_predictor.get_output_handle(n) for n in self._output_names]
+        # Resolved once: run() is on every request's path, and on a small model the Python
+        # around Paddle's run() was ~20 us of a ~150 us call (benchmarks/pi_call_cost.py).
+        specs = {s.name: s for s in self._inputs}
+        self._feed_plan = [(name, self._input_handles[name], _declared_dtype(specs.get(name)))
+                           for name in self._feed_names()]
 
     @property
     def inputs(self) -> list[TensorSpec]:
@@ -614,21 +626,22 @@ class PaddleInferencePredictor(Predictor):
         return self._input_names
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
-        names = self._feed_names()
-        if len(feeds) != len(names):
-            raise UserError(f"the model takes {len(names)} input(s) ({', '.join(names)}), "
+        plan = self._feed_plan
+        if len(feeds) != len(plan):
+            names = ", ".join(name for name, _, _ in plan)
+            raise UserError(f"the model takes {len(plan)} input(s) ({names}), "
                             f"got {len(feeds)}.", "pass one array per input, in that order.")
-        specs = {s.name: s for s in self._inputs}
-        for name, feed in zip(names, feeds, strict=True):
-            spec = specs.get(name)
-            dtype = spec.dtype if spec is not None and spec.dtype != "unknown" else None
+        for (_, handle, dtype), feed in zip(plan, feeds):
             # copy_from_cpu keeps the array's dtype; a float64 array fed to a float32 input
-            # fails inside the kernels, so convert to the declared dtype here.
-            self._input_handles[name].copy_from_cpu(np.ascontiguousarray(feed, dtype=dtype))
+            # fails inside the kernels, so convert to the declared dtype (only when needed).
+            if not (type(feed) is np.ndarray and feed.flags.c_contiguous
+                    and (dtype is None or feed.dtype == dtype)):
+                feed = np.ascontiguousarray(feed, dtype=dtype)
+            handle.copy_from_cpu(feed)
         try:
             self._predictor.run()
         except Exception as exc:
-            shapes = ", ".join(f"{n}{list(np.shape(f))}" for n, f in zip(names, feeds, strict=True))
+            shapes = ", ".join(f"{n}{list(np.shape(f))}" for (n, _, _), f in zip(plan, feeds))
             raise UserError(f"Paddle Inference failed running '{self.model_file}' on {shapes}: "
                             f"{_first_line(exc)}",
                             "check the input shapes/dtypes against the manifest's io.inputs; "
@@ -645,10 +658,17 @@ class PaddleInferencePredictor(Predictor):
     def describe(self) -> dict[str, Any]:
         info = describe_config(self.config)
         info["onednn_bf16"] = bool(self.options.onednn_bf16 and info["onednn"])
+        info["new_executor"] = self.options.new_executor  # the Config has no getter for it
         info.update(backend=self.backend, precision=self.precision,
                     onednn_int8_ops=self.int8_ops if info["onednn_int8"] else None,
                     input_names=self._input_names, output_names=self._output_names)
         return info
+
+
+def _declared_dtype(spec: TensorSpec | None) -> np.dtype | None:
+    if spec is None or spec.dtype in ("unknown", ""):
+        return None
+    return np.dtype(spec.dtype)
 
 
 _PRECISION_NAMES = {"Float32": "fp32", "Half": "fp16", "Int8": "int8", "Bfloat16": "bf16"}

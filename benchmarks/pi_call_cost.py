@@ -1,0 +1,188 @@
+"""Paddle Inference's fixed cost per call on a small model: where the time of one run() goes
+and what paddleopt's predictor adds, side by side with OpenVINO on the same model.
+
+    python benchmarks/pi_call_cost.py            # quickstart CNN (random weights), ~2 min
+    python benchmarks/pi_call_cost.py --quick    # fewer rounds (used by tests)
+
+Rows, all batch 1 (and 32), 1 thread, alternating rounds in one process (best p50 kept):
+the bare ``paddle.inference`` predictor (run() alone with the input already fed; then with
+copy_from_cpu/copy_to_cpu through cached handles), paddleopt's predictor before this change
+(its previous run() body, reproduced below) and now, the Config switches that could matter
+(oneDNN primitive cache capacity, IR passes, memory reuse, oneDNN off) and OpenVINO fp32 /
+default precision. A paddle.profiler pass counts the operators one run executes and their
+summed time, so the rest of run() (executor, oneDNN primitive lookup, allocation) shows.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from _common import parse_args, render_section, write_results
+from _models import export_vision
+
+SUITE = "pi_call_cost"
+
+
+def legacy_run(predictor: Any, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    """paddleopt's PaddleInferencePredictor.run() before the per-call work was hoisted into
+    __init__ (names, spec dict and dtype resolved on every call)."""
+    names = predictor._feed_names()  # noqa: SLF001
+    specs = {s.name: s for s in predictor._inputs}  # noqa: SLF001
+    for name, feed in zip(names, feeds):
+        spec = specs.get(name)
+        dtype = spec.dtype if spec is not None and spec.dtype != "unknown" else None
+        predictor._input_handles[name].copy_from_cpu(  # noqa: SLF001
+            np.ascontiguousarray(feed, dtype=dtype))
+    predictor._predictor.run()  # noqa: SLF001
+    return [h.copy_to_cpu() for h in predictor._output_handles]  # noqa: SLF001
+
+
+def variants(art: Any, x: np.ndarray, threads: int) -> dict[str, tuple[Any, dict]]:
+    """name -> (zero-argument callable doing one call, row fields)."""
+    from paddleopt.deploy.predictor import load_predictor
+
+    def pi(**options: Any) -> Any:
+        return load_predictor(art, "paddle_inference", {"threads": threads, **options})
+
+    base = pi()
+    raw, handle, out = (base._predictor, base._input_handles["x"],  # noqa: SLF001
+                        base._output_handles[0])  # noqa: SLF001
+    handle.copy_from_cpu(x)
+    bare = pi()
+    bare_raw = bare._predictor  # noqa: SLF001
+    bare._input_handles["x"].copy_from_cpu(x)  # noqa: SLF001
+
+    def handles() -> Any:
+        handle.copy_from_cpu(x)
+        raw.run()
+        return out.copy_to_cpu()
+
+    rows: dict[str, tuple[Any, dict]] = {
+        "paddle run() only": (bare_raw.run, {"backend": "paddle_inference", "onednn": True}),
+        "paddle handles (copy in, run, copy out)": (handles, {"backend": "paddle_inference",
+                                                              "onednn": True}),
+        "paddleopt run(), before": (lambda: legacy_run(base, [x]),
+                                    {"backend": "paddle_inference", "onednn": True}),
+        "paddleopt run(), now": (lambda: base.run([x]), {"backend": "paddle_inference",
+                                                         "onednn": True}),
+    }
+    for name, options in (("onednn_cache_capacity 0 (unlimited)", {"onednn_cache_capacity": 0}),
+                          ("ir_optim off", {"ir_optim": False}),
+                          ("new_executor", {"new_executor": True}),
+                          ("onednn_bf16", {"onednn_bf16": True}),
+                          ("memory_optim off", {"memory_optim": False}),
+                          ("oneDNN off", {"onednn": False})):
+        p = pi(**options)
+        rows[f"paddleopt, {name}"] = (lambda p=p: p.run([x]),
+                                      {"backend": "paddle_inference",
+                                       "onednn": options.get("onednn", True)})
+    from paddleopt.deploy.backends import openvino
+
+    if openvino.is_available():
+        for precision in ("fp32", "default"):
+            p = load_predictor(art, "openvino", {"threads": threads, "precision": precision})
+            rows[f"openvino {precision} ({p.describe()['inference_precision']})"] = (
+                lambda p=p: p.run([x]), {"backend": "openvino", "onednn": None})
+    return rows
+
+
+def time_calls(fn: Any, iters: int, warmup: int) -> np.ndarray:
+    import time
+
+    for _ in range(warmup):
+        fn()
+    out = np.empty(iters)
+    for i in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        out[i] = time.perf_counter() - t0
+    return out * 1e3
+
+
+def op_profile(art: Any, x: np.ndarray, threads: int, iters: int = 50) -> dict:
+    """Operators per run() and their summed time (paddle.profiler host tracer)."""
+    import tempfile
+
+    from paddleopt.deploy.bench import profile
+    from paddleopt.deploy.predictor import load_predictor
+
+    predictor = load_predictor(art, "paddle_inference", {"threads": threads})
+    with tempfile.TemporaryDirectory() as tmp:
+        result = profile(predictor, [x], os.path.join(tmp, "t.json"), top_k=50, iters=iters)
+    calls = sum(op["calls"] for op in result["top_ops"]) / iters
+    return {"ops_per_run": round(calls, 1), "op_ms_per_run": round(result["total_ms"] / iters, 4),
+            "op_types": {op["op"]: round(op["calls"] / iters, 1) for op in result["top_ops"]}}
+
+
+def main() -> None:
+    args = parse_args(SUITE, __doc__)
+    import psutil
+
+    threads = 1
+    rounds, iters, warmup = (2, 100, 20) if args.quick else (7, 400, 50)
+    art = export_vision("quickstart_cnn")
+    rows = []
+    load = [os.getloadavg()[0]]
+    profile_b1 = None
+    for batch in ([1] if args.quick else [1, 32]):
+        x = np.random.default_rng(0).standard_normal((batch, 1, 28, 28)).astype("float32")
+        calls = variants(art, x, threads)
+        best: dict[str, np.ndarray] = {}
+        for _ in range(rounds):  # alternating: every variant once per round
+            for name, (fn, _) in calls.items():
+                ms = time_calls(fn, iters, warmup)
+                if name not in best or np.median(ms) < np.median(best[name]):
+                    best[name] = ms
+            load.append(os.getloadavg()[0])
+        for name, (_, fields) in calls.items():
+            ms = best[name]
+            rows.append({"model": "quickstart_cnn", "variant": name, "precision": "fp32",
+                         "batch_size": batch, "threads": threads,
+                         "latency_ms": {"p50": float(np.median(ms)),
+                                        "p90": float(np.percentile(ms, 90)),
+                                        "p99": float(np.percentile(ms, 99))},
+                         "throughput_per_s": batch * 1e3 / float(np.median(ms)),
+                         "accuracy": None, "size_bytes": art.size_bytes(),
+                         "peak_rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+                         **fields})
+        if batch == 1:
+            profile_b1 = op_profile(art, x, threads)
+    data = write_results(SUITE, rows, args.out, {
+        "rounds": rounds, "iters": iters, "load_avg": [round(v, 2) for v in load],
+        "input_shape": [1, 1, 28, 28], "profile_batch1": profile_b1})
+    print("\n".join(body(data)))
+    if not args.quick and not args.no_docs:
+        render_section(SUITE, data, body)
+
+
+def body(data: dict) -> list[str]:
+    rows = data["rows"]
+    lines = [f"The quickstart CNN (resnet_small, random weights, input [batch, 1, 28, 28]), "
+             f"{rows[0]['threads']} thread, {data['rounds']} alternating rounds of "
+             f"{data['iters']} calls, the round with the best median kept; load average "
+             f"{min(data['load_avg']):.1f}-{max(data['load_avg']):.1f} during the run.", "",
+             "| call | backend | batch | p50 ms | p90 ms | vs paddleopt before |",
+             "|---|---|---|---|---|---|"]
+    before = {r["batch_size"]: r["latency_ms"]["p50"] for r in rows
+              if r["variant"] == "paddleopt run(), before"}
+    for r in rows:
+        ratio = before[r["batch_size"]] / r["latency_ms"]["p50"]
+        lines.append(f"| {r['variant']} | {r['backend']} | {r['batch_size']} | "
+                     f"{r['latency_ms']['p50']:.4f} | {r['latency_ms']['p90']:.4f} | "
+                     f"{ratio:.2f}x |")
+    prof = data.get("profile_batch1")
+    if prof:
+        bare = next(r for r in rows if r["variant"] == "paddle run() only"
+                    and r["batch_size"] == 1)["latency_ms"]["p50"]
+        types = ", ".join(f"{k} x{v:g}" for k, v in prof["op_types"].items())
+        lines += ["", f"One batch-1 run() executes {prof['ops_per_run']:g} operators "
+                  f"({types}); paddle.profiler sums their time to {prof['op_ms_per_run']:.4f} "
+                  f"ms per run (with the profiler's own cost) against a bare run() of "
+                  f"{bare:.4f} ms: about {bare / prof['ops_per_run'] * 1e3:.0f} us per operator "
+                  f"in all."]
+    return lines
+
+
+if __name__ == "__main__":
+    main()
