@@ -310,6 +310,7 @@ def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
 
     if top_k < 1:
         raise UserError(f"top_k is {top_k}; it must be >= 1.", "pass --top-k 1 or more.")
+    artifact, backend, options = _deployed(artifact, backend, options)
     art = open_artifact(artifact).verify()
     predictor = load_predictor(art, backend, options)
     feeds, names = load_inputs(art, inputs)
@@ -343,8 +344,46 @@ def serve(artifact: str | Path | None = None, ready: Any = None, **settings: Any
     from paddleopt.serve.server import ServeConfig
     from paddleopt.serve.server import serve as run_server
 
+    if artifact is not None:
+        artifact, backend, options = _deployed(artifact, settings.get("backend"),
+                                               settings.get("options"))
+        settings.update(backend=backend, options=options or {})
     config = parse(ServeConfig, settings, path="serve")
     run_server(artifact, config, ready)
+
+
+def _deployed(artifact: str | Path, backend: str | None, options: dict[str, Any] | None
+              ) -> tuple[Path, str | None, dict[str, Any] | None]:
+    """The artifact/backend/options a ``deployment.json`` chose for ``artifact`` (see
+    paddleopt.deploy.auto.resolve); unchanged when there is none or the caller chose."""
+    from paddleopt.deploy.auto import resolve
+
+    path, backend, options, used = resolve(artifact, backend, options)
+    if used is not None:
+        import logging
+
+        logging.getLogger("paddleopt").info("using %s: %s on %s %s", used, path.name, backend,
+                                            options)
+    return path, backend, options
+
+
+def deploy(artifact: str | Path, out: str | Path | None = None,
+           artifacts: list[str | Path] | None = None, progress: Any = None,
+           **request: Any) -> dict[str, Any]:
+    """Measure every deployment of ``artifact`` (and the artifacts of the same model next to
+    it) on the target, pick the fastest within the accuracy budget for the workload, and
+    write ``deployment.json`` (default: next to the artifact, in its work dir) that
+    ``infer`` and ``serve`` then use. ``request``: ``paddleopt.deploy.auto.DeployRequest``
+    fields (target, workload, batch_size, min_agreement, max_accuracy_drop, threads, ...).
+    """
+    from paddleopt.config.schema import parse
+    from paddleopt.deploy.auto import DEPLOYMENT_FILE, DeployRequest
+    from paddleopt.deploy.auto import deploy as run_deploy
+
+    req = parse(DeployRequest, request, path="deploy")
+    art = open_artifact(artifact)
+    out = Path(out) if out is not None else art.path.resolve().parent / DEPLOYMENT_FILE
+    return run_deploy(art, req, out, artifacts, progress)
 
 
 def report(work_dir: str | Path) -> Path:

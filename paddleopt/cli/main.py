@@ -246,6 +246,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from paddleopt import api
+
+    request = {k: v for k, v in {
+        "target": args.target, "workload": args.workload, "batch_size": args.batch_size,
+        "min_agreement": args.min_agreement, "max_accuracy_drop": args.max_accuracy_drop,
+        "threads": args.threads, "eval_samples": args.eval_samples, "rounds": args.rounds,
+        "seconds": args.seconds}.items() if v is not None}
+    result = api.deploy(_artifact_arg(args), out=args.out, artifacts=args.artifacts,
+                        progress=lambda msg: print(msg, flush=True), **request)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    from paddleopt.deploy.auto import candidates_table
+
+    print("\n".join(candidates_table(result)))
+    print(f"\nwinner: {result['winner']}: {result['why']}")
+    check = result["recheck"]
+    print(f"re-measured: winner {check['winner_p50_ms']:.3f} ms vs best {check['best']} "
+          f"{check['best_p50_ms']:.3f} ms (x{check['ratio']:.3f}, tolerance "
+          f"{check['tolerance']:.0%}): {'ok' if check['passed'] else 'NOT within tolerance'}")
+    print(f"wrote {result['file']} (paddleopt infer/serve use it for this model)")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from paddleopt import api
 
@@ -389,6 +414,30 @@ def build_parser() -> argparse.ArgumentParser:
                    " a model file that crashes Paddle then takes the server down)")
     _add_backend_args(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("deploy", help="measure every deployment of ARTIFACT on a target, "
+                                      "write deployment.json with the fastest one within "
+                                      "the accuracy budget (infer/serve use it)")
+    p.add_argument("artifact", nargs="?", help="artifact folder (or use -c)")
+    _add_config(p, required=False)
+    p.add_argument("--target", choices=["server-cpu"], help="where it runs (default server-cpu)")
+    p.add_argument("--workload", choices=["latency", "throughput"],
+                   help="latency: batch 1 p50 (default); throughput: samples/s at --batch-size")
+    p.add_argument("--batch-size", type=int, help="throughput batch (default 32)")
+    p.add_argument("--min-agreement", type=float,
+                   help="share of fp32 top-1 decisions (or mask IoU) to keep (default 0.99)")
+    p.add_argument("--max-accuracy-drop", type=float,
+                   help="with labelled eval data: allowed accuracy drop (default 0.01)")
+    p.add_argument("--threads", type=int, nargs="+", help="thread counts to try "
+                   "(default: 1 and all cores)")
+    p.add_argument("--eval-samples", type=int, help="inputs for the accuracy check (256)")
+    p.add_argument("--rounds", type=int, help="alternating timing rounds (3)")
+    p.add_argument("--seconds", type=float, help="timing per candidate per round (1.5)")
+    p.add_argument("--artifacts", nargs="+", metavar="PATH",
+                   help="more artifacts of the same model to consider")
+    p.add_argument("--out", help="deployment file (default: ARTIFACT/../deployment.json)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("report", help="re-render report.md of a work dir")
     p.add_argument("work_dir")
