@@ -70,14 +70,18 @@ def _isa_flags(isa: dict | list) -> str:
     return ", ".join(flags) or "no ISA flags recorded"
 
 
-def render_section(suite: str, data: dict, body: Callable[[dict], list[str]]) -> None:
-    """Replace this suite's section in docs/BENCHMARKS.md (other suites are untouched)."""
+def render_section(suite: str, data: dict, body: Callable[[dict], list[str]],
+                   command: str | None = None) -> None:
+    """Replace this suite's section in docs/BENCHMARKS.md (other suites are untouched).
+
+    ``command``: what produced it, when not ``python benchmarks/<suite>.py``."""
     doc = REPO / "docs" / "BENCHMARKS.md"
     text = doc.read_text(encoding="utf-8") if doc.is_file() else \
         "# Benchmarks\n\nEvery number here is written by a script under benchmarks/.\n"
     m = data["machine"]
+    command = command or f"python benchmarks/{suite}.py"
     section = [f"<!-- suite:{suite} -->", f"## {suite}", "",
-               f"`python benchmarks/{suite}.py` on {data['created']}: {m.get('cpu', '?')}, "
+               f"`{command}` on {data['created']}: {m.get('cpu', '?')}, "
                f"{m.get('cores', '?')} cores ({_isa_flags(m.get('isa', {}))}). Shared machine: "
                f"read ratios, not absolute numbers.", "", *body(data), f"<!-- /suite:{suite} -->"]
     start, end = f"<!-- suite:{suite} -->", f"<!-- /suite:{suite} -->"

@@ -18,6 +18,8 @@ the distilled student, fp32 and int8.
     python benchmarks/text.py            # measures the finished text pipelines (run them
                                          # first: paddleopt run -c configs/text_*.yaml)
     python benchmarks/text.py --quick    # a tiny model on a few hundred sentences (tests)
+    python benchmarks/text.py --preprocess   # LAC + tokenize per worker, before vs after,
+                                             # and the classical TF-IDF baseline (no model)
 """
 from __future__ import annotations
 
@@ -222,8 +224,127 @@ def parallel_preprocessing(spec: Any, texts: list[str], rounds: int = 1
     return out
 
 
+def preprocessing_speed(texts: list[str], rounds: int) -> list[dict[str, Any]]:
+    """LAC + tokenize per worker (one process, one thread), before and after the fast path.
+
+    before: every LAC word through paddlenlp's tokenizer, LAC's seg tags decoded through
+    label strings (the code before issue 14); after: the word-token cache and the vectorized
+    seg decode. The word cache starts empty in every round. Also LAC alone and the tokenizer
+    alone (no LAC). Variants alternate ``rounds`` times, best round kept (shared machine);
+    every variant must return the same ids as ``before``.
+    """
+    from paddleopt.text.ernie import ErnieTextEncoder, TextPreprocess
+
+    encoders = {}
+    for variant in ("before", "after"):
+        enc = ErnieTextEncoder(TextPreprocess(use_lac=True), cache=False)
+        enc.lac.vectorized_seg = variant == "after"
+        if variant == "before":
+            enc.WORD_CACHE_SIZE = 0
+        encoders[variant] = enc
+    encoders["tokenize only (no LAC)"] = ErnieTextEncoder(TextPreprocess(use_lac=False),
+                                                          cache=False)
+    for enc in encoders.values():
+        enc.encode(texts[:8])  # load the tokenizer and build LAC's predictor
+    best: dict[str, float] = {}
+    ids: dict[str, list] = {}
+    for _ in range(rounds):
+        for variant, enc in encoders.items():
+            enc._word_pieces.clear()
+            t0 = time.perf_counter()
+            ids[variant] = enc.encode(texts, workers=1)
+            took = time.perf_counter() - t0
+            best[variant] = min(took, best.get(variant, took))
+        lac = encoders["after"].lac
+        t0 = time.perf_counter()
+        lac.run(texts)
+        took = time.perf_counter() - t0
+        best["LAC alone"] = min(took, best.get("LAC alone", took))
+    same = all((a == b).all() for a, b in zip(ids["before"], ids["after"]))
+    out = []
+    for variant, seconds in best.items():
+        out.append({"preprocess": variant, "texts": len(texts), "seconds": round(seconds, 3),
+                    "texts_per_s": round(len(texts) / seconds, 1), "rounds": rounds,
+                    "speedup_vs_before": round(best["before"] / seconds, 2)
+                    if variant in ("before", "after") else None,
+                    "identical_to_before": same if variant == "after" else None})
+    return out
+
+
+def classical_baseline(splits: Any) -> dict[str, Any]:
+    """The reference every model must beat: char 1-3-gram TF-IDF + logistic regression
+    (scikit-learn), trained on the training split, scored on validation and test."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    t0 = time.perf_counter()
+    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3))
+    model = LogisticRegression(C=4.0, max_iter=1000)
+    model.fit(vectorizer.fit_transform(splits.train.texts), splits.train.labels)
+    trained = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    test_x = vectorizer.transform(splits.test.texts)
+    test = float(model.score(test_x, splits.test.labels))
+    predict = time.perf_counter() - t0
+    return {"model": "char 1-3-gram TF-IDF + logistic regression (C=4)",
+            "val_accuracy": round(float(model.score(vectorizer.transform(splits.val.texts),
+                                                    splits.val.labels)), 4),
+            "test_accuracy": round(test, 4), "train_seconds": round(trained, 1),
+            "test_texts_per_s": round(len(splits.test.texts) / predict, 1)}
+
+
+def preprocess_main(args: Any) -> None:
+    """``--preprocess``: LAC + tokenize speed and the classical baseline (no model needed)."""
+    from paddleopt.data.text_datasets import load_chn_sentiment
+
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    splits = load_chn_sentiment()
+    count, rounds = (200, 1) if args.quick else (4000, 3)
+    speed = preprocessing_speed(splits.train.texts[:count], rounds)
+    baseline = classical_baseline(splits) if not args.quick else None
+    extra = {"preprocessing_per_worker": speed, "classical_baseline": baseline,
+             "load_average_1_5_15m": {"start": load_before,
+                                      "end": [round(x, 2) for x in os.getloadavg()]}}
+    out = args.out.replace(f"{SUITE}.json", f"{SUITE}_preprocess.json")
+    data = write_results(SUITE + "_preprocess", [], out, extra)
+    print("\n".join(_preprocess_lines(data)))
+    if not args.quick and not args.no_docs:
+        render_section(SUITE + "-preprocess", data, _preprocess_lines,
+                       command="python benchmarks/text.py --preprocess")
+
+
+def _preprocess_lines(data: dict) -> list[str]:
+    speed = data["preprocessing_per_worker"]
+    lines = [(f"Chinese preprocessing per worker (one process, one thread): {speed[0]['texts']:,} "
+              "training sentences of chn_sentiment, no token cache; variants alternate, "
+              f"best of {speed[0]['rounds']} rounds. before = paddlenlp's tokenizer on every "
+              "LAC word and LAC's tags decoded through label strings; after = the word-token "
+              "cache (empty at the start of each round) and the vectorized seg decode."), "",
+             "| preprocessing | texts/s | speedup vs before | ids identical to before |",
+             "|---|---|---|---|"]
+    for row in speed:
+        speedup = "-" if row["speedup_vs_before"] is None else f"{row['speedup_vs_before']}x"
+        same = "-" if row["identical_to_before"] is None else str(row["identical_to_before"])
+        lines.append(f"| {row['preprocess']} | {row['texts_per_s']} | {speedup} | {same} |")
+    base = data.get("classical_baseline")
+    if base:
+        lines += ["", f"Classical reference, {base['model']}: validation "
+                      f"{base['val_accuracy']:.4f}, test **{base['test_accuracy']:.4f}** "
+                      f"(trained in {base['train_seconds']} s)."]
+    load = data["load_average_1_5_15m"]
+    lines += ["", f"Machine load average (1 min) {load['start'][0]} at the start, "
+                  f"{load['end'][0]} at the end."]
+    return lines
+
+
 # -- main -----------------------------------------------------------------------------------
 def main() -> None:
+    import sys
+
+    if "--preprocess" in sys.argv:
+        sys.argv.remove("--preprocess")
+        preprocess_main(parse_args(SUITE, __doc__))
+        return
     args = parse_args(SUITE, __doc__)
     from paddleopt.data.loaders import data_from_manifest
 

@@ -93,10 +93,10 @@ class _Predictor:
         self._predictor = inference.create_predictor(config)
         self._lock = threading.Lock()  # a predictor must not run twice at the same time
 
-    def run(self, inputs: Sequence[Sequence[int]], lod: list[int]) -> tuple[list[int], list[int]]:
-        """Feed each id list (all sharing ``lod``) to the inputs in order.
+    def run(self, inputs: Sequence[Any], lod: list[int]) -> tuple[Any, list[int]]:
+        """Feed each id list or array (all sharing ``lod``) to the inputs in order.
 
-        Returns the first output, flattened, and its sequence offsets.
+        Returns the first output as a flat int64 array, and its sequence offsets.
         """
         import numpy as np
 
@@ -110,7 +110,7 @@ class _Predictor:
                 handle.set_lod([lod])
             self._predictor.run()
             output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
-            values = output.copy_to_cpu().reshape(-1).tolist()
+            values = output.copy_to_cpu().reshape(-1)
             out_lod = output.lod()
         return values, list(out_lod[0]) if out_lod else lod
 
@@ -142,6 +142,27 @@ class _Tagger:
         # lac_model reads dictionary words as single ids; seg_model reads characters only.
         self.segmenter = LacSegmenter(files.seg_dict) if word_level else None
         self.predictor = _Predictor(files.checkpoint_dir, use_onednn, cpu_threads)
+        # Per tag id: does it start a word ("-B"/"-S", see tags_to_words)?
+        import numpy as np
+
+        size = max(self.vocab.id2label) + 1
+        self.starts = np.zeros(size, dtype=bool)
+        for tag_id, label in self.vocab.id2label.items():
+            self.starts[tag_id] = label.endswith("B") or label.endswith("S")
+
+    def split_words(self, text: str, tag_ids: Any) -> list[str]:
+        """seg model, no user dictionary: per-character tag ids -> words, vectorized.
+
+        The same words as ``tags_to_words(text, labels(tag_ids))``: a word starts at the
+        first character and at every "-B"/"-S" tag.
+        """
+        import numpy as np
+
+        cuts = np.flatnonzero(self.starts[tag_ids]).tolist()
+        if not cuts or cuts[0] != 0:
+            cuts.insert(0, 0)
+        cuts.append(len(text))
+        return [text[begin:end] for begin, end in zip(cuts, cuts[1:])]
 
     def encode(self, texts: list[str]) -> tuple[list[int], list[int], list[list[int]]]:
         """Texts -> concatenated ids, LoD offsets and, per text, characters covered per id."""
@@ -226,7 +247,7 @@ def plan_calls(lengths: Sequence[int], max_texts: int = 64,
     return calls
 
 
-def _split(values: list[int], lod: list[int]) -> list[list[int]]:
+def _split(values: Any, lod: list[int]) -> list[Any]:
     return [values[begin:end] for begin, end in zip(lod, lod[1:])]
 
 
@@ -270,6 +291,9 @@ class LAC:
             raise UserError(f"cpu_threads must be a positive int, got {cpu_threads!r}.",
                             "pass e.g. cpu_threads=1.")
         self.mode = mode
+        # seg mode without a user dictionary decodes tag ids to words without label strings;
+        # False takes the general path (same words; benchmarks/text.py times both).
+        self.vectorized_seg = True
         self.model_path = os.fspath(model_path) if model_path else default_model_dir(mode)
         self.custom: Customization | None = None
         self._rank: _Predictor | None = None
@@ -326,10 +350,13 @@ class LAC:
         ids, lod, spans = self._tagger.encode(texts)
         crf_ids, out_lod = self._tagger.predictor.run([ids], lod)
         per_text = _split(crf_ids, out_lod)
+        if self.mode == "seg" and self.custom is None and self.vectorized_seg:
+            return [self._tagger.split_words(text, tag_ids)
+                    for text, tag_ids in zip(texts, per_text)]
 
         char_tags: list[list[str]] = []
         for text, tag_ids, text_spans in zip(texts, per_text, spans):
-            tags = expand_tags(self._tagger.vocab.labels(tag_ids), text_spans)
+            tags = expand_tags(self._tagger.vocab.labels(tag_ids.tolist()), text_spans)
             if self.custom is not None:
                 self.custom.apply(text, tags)
             char_tags.append(tags)
@@ -346,5 +373,5 @@ class LAC:
         for text, tags, text_ranks, text_spans in zip(texts, char_tags,
                                                       _split(ranks, rank_lod), spans):
             words, labels = tags_to_words(text, tags)
-            results.append([words, labels, word_ranks(tags, text_ranks, text_spans)])
+            results.append([words, labels, word_ranks(tags, text_ranks.tolist(), text_spans)])
         return results

