@@ -99,7 +99,7 @@ def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None
 
         raw = apply_overrides(config, overrides or [],
                               {sid: ["stages"] for sid in (config.get("stages") or {})})
-    from paddleopt.stages.plan_checks import check_pipeline, check_raw
+    from paddleopt.stages.plan_checks import check_device, check_pipeline, check_raw
 
     check_raw(raw, source)
     pipeline = parse(PipelineConfig, raw, source=source)
@@ -155,6 +155,7 @@ def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None
         steps.append(PlanStep(index, stage_id, stage, to_dict(stage_cfg), input_id))
         produced = kinds[stage_id] = cls.produces
     _check_targets(pipeline, steps, source)
+    check_device(pipeline.device, source)
     work_dir = Path(pipeline.work_dir or f"work_dirs/{pipeline.name}")
     return Plan(pipeline, raw, steps, work_dir, source, source_artifact)
 

@@ -52,13 +52,14 @@ def check_raw(raw: Any, source: str = "") -> None:
 
 
 def check_pipeline(pipeline: Any, source: str = "") -> None:
-    """Checks on the typed PipelineConfig: device, data and model."""
-    _check_device(pipeline.device, source)
+    """Checks on the typed PipelineConfig: data and model."""
     _check_data(pipeline.data, source)
     check_model_kwargs(pipeline.model.arch, pipeline.model.kwargs, "model", source)
 
 
-def _check_device(device: str, source: str) -> None:
+def check_device(device: str, source: str = "") -> None:
+    """``device: gpu`` needs the CUDA build of Paddle. Checked after everything else, so
+    a GPU config planned on a CPU machine still reports its own mistakes first."""
     if device != "gpu":
         return
     from paddleopt.utils.versions import package_version
