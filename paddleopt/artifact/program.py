@@ -134,6 +134,10 @@ def op_types(program: Any) -> list[str]:
 def find_model_files(folder: Path) -> tuple[Path, Path | None]:
     """Locate (model_file, params_file) in a plain inference model folder."""
     models = sorted(folder.glob("*.pdmodel"))
+    for path in (*models, *(m.with_suffix(".pdiparams") for m in models)):
+        if path.is_dir():
+            raise UserError(f"'{path}' is a directory, not a model file.",
+                            "replace it with the file written by the exporter.")
     if len(models) == 1:
         params = models[0].with_suffix(".pdiparams")
         return models[0], params if params.is_file() else None

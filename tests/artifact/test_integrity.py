@@ -73,6 +73,9 @@ def test_params_that_is_a_directory(tiny_inference, tmp_path):
     (folder / "model.pdiparams").mkdir()
     with pytest.raises(UserError, match="is a directory"):
         verify_artifact(folder)
+    (folder / "manifest.json").unlink()  # a bare folder: found while locating its files
+    with pytest.raises(UserError, match="is a directory"):
+        verify_artifact(folder)
 
 
 def test_program_that_parses_but_names_missing_variables(tiny_inference, tmp_path):
