@@ -115,12 +115,73 @@ def op_profile(art: Any, x: np.ndarray, threads: int, iters: int = 50) -> dict:
             "op_types": {op["op"]: round(op["calls"] / iters, 1) for op in result["top_ops"]}}
 
 
+PERF_CHILD = """
+import sys, time
+sys.path.insert(0, {bench!r})
+import numpy as np
+from _models import export_vision
+from paddleopt.deploy.predictor import load_predictor
+p = load_predictor(export_vision("quickstart_cnn"), "paddle_inference", {{"threads": 1}})
+x = np.random.default_rng(0).standard_normal((1, 1, 28, 28)).astype("float32")
+for _ in range(300):
+    p.run([x])
+print("ready", flush=True)
+end = time.time() + {seconds}
+while time.time() < end:
+    p.run([x])
+"""
+
+
+def perf_shares(seconds: float = 6.0) -> dict | None:
+    """Where a batch-1 run() spends its CPU time by library: ``perf record`` attached to a
+    child that only calls run() (predictor creation and warm-up are not sampled). None when
+    perf is not installed or not permitted."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if shutil.which("perf") is None:
+        return None
+    from _common import REPO, python_env
+
+    code = PERF_CHILD.format(bench=str(REPO / "benchmarks"), seconds=seconds + 4)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, env=python_env())
+    try:
+        assert child.stdout is not None
+        while "ready" not in (child.stdout.readline() or "ready"):
+            pass
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "perf.data")
+            rec = subprocess.run(["perf", "record", "-q", "-F", "2000", "-p", str(child.pid),
+                                  "-o", data, "--", "sleep", str(seconds)],
+                                 capture_output=True, text=True)
+            if rec.returncode != 0:
+                return None
+            rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--sort", "dso",
+                                  "--no-children"], capture_output=True, text=True)
+    finally:
+        child.kill()
+        child.wait()
+    shares: dict[str, float] = {}
+    for line in rep.stdout.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S.*)$", line)
+        if m:
+            name = m.group(2).strip()
+            name = "oneDNN JIT kernels" if name.startswith("[JIT]") else name
+            shares[name] = shares.get(name, 0.0) + float(m.group(1))
+    return {k: round(v, 1) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])
+            if v >= 0.5}
+
+
 def main() -> None:
     args = parse_args(SUITE, __doc__)
     import psutil
 
     threads = 1
-    rounds, iters, warmup = (2, 100, 20) if args.quick else (7, 400, 50)
+    rounds, iters, warmup = (2, 100, 20) if args.quick else (5, 200, 30)
     art = export_vision("quickstart_cnn")
     rows = []
     load = [os.getloadavg()[0]]
@@ -148,9 +209,10 @@ def main() -> None:
                          **fields})
         if batch == 1:
             profile_b1 = op_profile(art, x, threads)
+    shares = None if args.quick else perf_shares()
     data = write_results(SUITE, rows, args.out, {
         "rounds": rounds, "iters": iters, "load_avg": [round(v, 2) for v in load],
-        "input_shape": [1, 1, 28, 28], "profile_batch1": profile_b1})
+        "input_shape": [1, 1, 28, 28], "profile_batch1": profile_b1, "perf_by_library": shares})
     print("\n".join(body(data)))
     if not args.quick and not args.no_docs:
         render_section(SUITE, data, body)
@@ -181,6 +243,17 @@ def body(data: dict) -> list[str]:
                   f"ms per run (with the profiler's own cost) against a bare run() of "
                   f"{bare:.4f} ms: about {bare / prof['ops_per_run'] * 1e3:.0f} us per operator "
                   f"in all."]
+    shares = data.get("perf_by_library")
+    if shares:
+        kernels = sum(v for k, v in shares.items() if "JIT" in k or "dnnl" in k)
+        framework = sum(v for k, v in shares.items() if "libpaddle" in k or "libc.so" in k
+                        or "libstdc++" in k)
+        lines += ["", "CPU time of batch-1 run() calls by library (`perf record` attached to a "
+                  "process that only calls run()): " + ", ".join(
+                      f"{k} {v}%" for k, v in shares.items()) + f". oneDNN (JIT kernels + "
+                  f"libdnnl) {kernels:.0f}%, Paddle's executor with its allocations and "
+                  f"string-keyed lookups (libpaddle, libc malloc/free, libstdc++) "
+                  f"{framework:.0f}%."]
     return lines
 
 

