@@ -54,7 +54,8 @@ def pipeline_artifacts(config: dict | Path) -> dict[str, Any]:
 def finished_artifacts(config: Path) -> dict[str, Any]:
     """Stage id -> artifact of a pipeline's finished work dir. Never runs anything: a
     benchmark must not start a 45-minute training because a fingerprint moved."""
-    from paddleopt.stages.pipeline import plan, stage_artifacts
+    from paddleopt.artifact.workdir import stage_artifacts
+    from paddleopt.stages.pipeline import plan
     from paddleopt.utils.errors import UserError
 
     the_plan = plan(config)
@@ -69,7 +70,7 @@ def finished_artifacts(config: Path) -> dict[str, Any]:
 
 
 def _teacher_artifact() -> Any | None:
-    from paddleopt.stages.pipeline import stage_artifacts
+    from paddleopt.artifact.workdir import stage_artifacts
 
     work = REPO / "work_dirs" / "text_ernie_teacher"
     if not work.is_dir():

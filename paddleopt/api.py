@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from paddleopt.stages.catalog import stage_types
 from paddleopt.utils.errors import UserError
 
-COMPRESS_TYPES = ("prune", "sparsify", "distill", "qat", "ptq")
+# what `paddleopt compress` runs up to: stages that change the weights or quantize them
+COMPRESS_TYPES = stage_types("compress", "quantize")
 
 
 def plan(config: str | Path | dict, overrides: list[str] | None = None) -> Any:
@@ -90,7 +92,7 @@ def open_artifact(path: str | Path, shapes: dict[str, Any] | None = None) -> Any
 
 def latest_artifact(work_dir: str | Path, kinds: tuple[str, ...] = ("inference",)) -> Any:
     """The last finished artifact of one of ``kinds`` in a work dir."""
-    from paddleopt.stages.pipeline import stage_artifacts
+    from paddleopt.artifact.workdir import stage_artifacts
 
     work_dir = Path(work_dir)
     if not work_dir.is_dir():
@@ -294,7 +296,7 @@ def check_config(config: str | Path | dict, overrides: list[str] | None = None,
     """The pre-check before any training: the pipeline's model, untrained, exported to a
     temporary folder and checked for ``targets`` (default: the targets of the pipeline's
     to_onnx / to_lite stages, or all). Returns one CheckResult per target."""
-    from paddleopt.deploy.check import check_plan
+    from paddleopt.stages.preflight import check_plan
 
     return check_plan(plan(config, overrides), targets)
 

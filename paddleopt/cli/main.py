@@ -317,11 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.set_defaults(func=cmd_run, plan_only=True, resume=False, until=None, nproc=None, ips=None)
 
+    from paddleopt.stages.catalog import stage_types
+
     for name, types, last, text in (
-            ("train", ("train",), False, "run the pipeline up to its first train stage"),
-            ("compress", ("prune", "sparsify", "distill", "qat", "ptq"), True,
+            ("train", stage_types("train"), False, "run the pipeline up to its first train stage"),
+            ("compress", stage_types("compress", "quantize"), True,
              "run the pipeline up to its last compression stage"),
-            ("export", ("export",), False, "run the pipeline up to its export stage")):
+            ("export", stage_types("export"), False, "run the pipeline up to its export stage")):
         p = sub.add_parser(name, help=text + " (finished stages are reused)")
         _add_config(p)
         p.add_argument("--fresh", action="store_true", help="do not reuse finished stages")

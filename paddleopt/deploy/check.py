@@ -222,38 +222,9 @@ def _known_crashes(program: Any) -> list[str]:
     return found
 
 
-# -- before any work: the pipeline's model, untrained ----------------------------------------
+# -- before any work: the pipeline's model, untrained (paddleopt.stages.preflight) ----------
 
 EXIT_NOT_DEPLOYABLE = 3  # `paddleopt check` exit code when a target cannot take the model
-CONVERSION_STAGES = ("to_onnx", "to_lite")
-
-
-def plan_targets(plan: Any) -> list[tuple[str, str]]:
-    """(stage id, target) of every conversion stage in a plan, in order."""
-    out = []
-    for step in plan.steps:
-        if step.type == "to_onnx":
-            out.append((step.stage_id, "onnx"))
-        elif step.type == "to_lite":
-            out.append((step.stage_id, step.stage.config.target))
-    return out
-
-
-def _config_input_specs(pipeline: Any) -> list[Any]:
-    """The model's inputs as the train stage will record them, without loading the data
-    (image datasets) or from the data bundle (text)."""
-    from paddleopt.artifact import TensorSpec
-    from paddleopt.data.text_datasets import is_text_data
-
-    data = pipeline.data
-    if is_text_data(data.dataset, data.preprocess):
-        from paddleopt.data.loaders import build_data
-
-        return build_data(data, pipeline.seed).input_specs()
-    from paddleopt.data.preprocess import image_preprocess
-
-    pre = image_preprocess(data.dataset, data.preprocess)
-    return [TensorSpec("x", [-1, pre.channels, *pre.size])]
 
 
 def untrained_program(model: dict[str, Any], inputs: list[Any], clip_extra: bool = True
@@ -274,98 +245,3 @@ def untrained_program(model: dict[str, Any], inputs: list[Any], clip_extra: bool
     with tempfile.TemporaryDirectory(prefix="paddleopt_check_") as tmp:
         save_layer(layer, f"{tmp}/model", input_spec=specs, clip_extra=clip_extra)
         return read_program(f"{tmp}/model.pdmodel")
-
-
-def check_plan(plan: Any, targets: list[str] | None = None,
-               parent: Artifact | None = None) -> list[CheckResult]:
-    """Check the pipeline's model for ``targets`` (default: its conversion stages' targets,
-    or every target when it has none).
-
-    The program checked is ``parent``'s when that is an inference artifact; otherwise the
-    model is built untrained from ``parent``'s (checkpoint) spec or the config's ``model``
-    section. Precision-specific blockers (int8 on x86, fake-quant ops for ONNX) are caught at
-    plan time and by each stage's own check on the real artifact.
-    """
-    from paddleopt.models.registry import model_spec
-
-    wanted = [normalize_target(t) for t in targets] if targets else \
-        list(dict.fromkeys(t for _, t in plan_targets(plan))) or list(TARGETS)
-    parent = parent if parent is not None else getattr(plan, "source_artifact", None)
-    if parent is not None and parent.kind == "inference":
-        return [check_artifact(parent, t) for t in wanted]
-    if parent is not None and parent.kind == "checkpoint":
-        spec, inputs = parent.manifest.model, parent.manifest.io.inputs
-    else:
-        spec, inputs = model_spec(plan.config.model), _config_input_specs(plan.config)
-    clip = next((s.stage.config.clip_extra for s in plan.steps if s.type == "export"), True)
-    program = untrained_program(spec, inputs, clip_extra=clip)
-    lod = [s.name for s in inputs if getattr(s, "lod_level", 0) > 0]
-    return [check_program(program, t, lod_inputs=lod) for t in wanted]
-
-
-def preflight(plan: Any, parent: Artifact | None) -> list[CheckResult]:
-    """Run by the pipeline before the first stage that does work when conversion stages come
-    later: a model a target cannot take fails now, not after training and compression.
-
-    Raises:
-        UserError: naming the conversion stage that would fail, the ops and the fix.
-    """
-    import logging
-
-    log = logging.getLogger("paddleopt")
-    stages = plan_targets(plan)
-    if not stages:
-        return []
-    if parent is not None and (parent.kind not in ("checkpoint", "inference")
-                               or parent.manifest.precision != "fp32"):
-        return []  # after quantization only conversions follow; each checks its real input
-    try:
-        results = check_plan(plan, [t for _, t in stages], parent)
-    except Exception as exc:  # noqa: BLE001 - advisory: the conversion stages check anyway
-        log.warning("pre-check skipped: could not build the model's program to check "
-                    "(%s: %s); each conversion stage still checks its real input.",
-                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-        return []
-    by_target = {r.target: r for r in results}
-    for stage_id, target in stages:
-        result = by_target[normalize_target(target)]
-        if not result.supported:
-            raise UserError(
-                f"pre-check: stage '{stage_id}' cannot convert this model for {target}: "
-                f"{result.reason()}. (Checked on the model's program before any stage ran, "
-                f"so no training or compression time was spent.)",
-                f"{result.fix} Repeat the check with `paddleopt check -c CONFIG`.")
-    log.info("pre-check: the model's %d op types convert for %s", len(results[0].ops),
-             ", ".join(sorted(by_target)))
-    return results
-
-
-def input_chain(stages: dict[str, Any], stage_id: str) -> list[tuple[str, str, dict]]:
-    """(id, type, raw config) of the stages whose output ``stage_id`` consumes, nearest
-    first, following ``input:`` (plan-time: from the raw ``stages`` mapping)."""
-    ids = list(stages)
-    chain: list[tuple[str, str, dict]] = []
-    current = stage_id
-    seen = set()
-    while current in stages and current not in seen:
-        seen.add(current)
-        raw = dict(stages[current] or {})
-        position = ids.index(current)
-        parent = raw.get("input") or (ids[position - 1] if position > 0 else None)
-        if parent is None or parent not in stages:
-            break
-        parent_raw = dict(stages[parent] or {})
-        chain.append((parent, str(parent_raw.get("type", parent)), parent_raw))
-        current = parent
-    return chain
-
-
-QUANT_STAGES = ("ptq", "qat")
-
-
-def quantized_by(stages: dict[str, Any], stage_id: str) -> tuple[str, dict] | None:
-    """The ptq/qat stage upstream of ``stage_id`` (its id and raw config), if any."""
-    for sid, type_name, raw in input_chain(stages, stage_id):
-        if type_name in QUANT_STAGES:
-            return sid, raw
-    return None

@@ -7,9 +7,9 @@ the ONNX file on ONNX Runtime, the x86 .nb on Paddle Lite. ``paddleopt bench --m
 measures all of them side by side; ``paddleopt bench --backend B --precision P`` picks the one
 that fits from any artifact of the work dir.
 
-"Same model" means the first lineage entry (the stage that created the weights, e.g. train)
-has the same fingerprint. Artifacts without lineage (a foreign model folder) only match
-themselves.
+"Same model": ``paddleopt.artifact.workdir.siblings`` (the first lineage entry, the stage
+that created the weights, has the same fingerprint; a foreign model folder only matches
+itself).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paddleopt.artifact.workdir import siblings
 from paddleopt.deploy.backends.table import BACKENDS, backend_kinds, backends_for
 from paddleopt.utils.errors import UserError
 
@@ -48,37 +49,6 @@ class Deployment:
 class Skipped:
     artifact: Artifact
     reason: str
-
-
-def model_key(artifact: Artifact) -> str:
-    """Identity of the trained weights an artifact descends from."""
-    lineage = artifact.manifest.lineage
-    return f"lineage:{lineage[0].fingerprint}" if lineage else f"path:{artifact.path.resolve()}"
-
-
-def siblings(artifact: Artifact, extra: list[str | Path] | None = None) -> list[Artifact]:
-    """``artifact`` plus the finished artifacts next to it that descend from the same model,
-    in folder order, plus ``extra`` paths (taken as given)."""
-    from paddleopt.artifact import Artifact as _Artifact
-    from paddleopt.artifact.manifest import MANIFEST_NAME
-
-    found: dict[Path, Artifact] = {}
-    key = model_key(artifact)
-    parent = artifact.path.resolve().parent
-    if (artifact.path / MANIFEST_NAME).is_file() and parent.is_dir():
-        for folder in sorted(p for p in parent.iterdir() if p.is_dir()
-                             and not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()):
-            try:
-                other = _Artifact.open(folder)
-            except UserError:
-                continue  # a broken folder is not a deployment; bench of it says why
-            if model_key(other) == key:
-                found[folder.resolve()] = other
-    found.setdefault(artifact.path.resolve(), artifact)
-    for path in extra or []:
-        other = _Artifact.open(path)
-        found.setdefault(other.path.resolve(), other)
-    return sorted(found.values(), key=lambda a: str(a.path.resolve()))
 
 
 def deployments_of(artifact: Artifact, threads: int | None = None,

@@ -54,7 +54,7 @@ def write_report(work_dir: Path, plan: Any, artifacts: dict[str, Artifact],
 
 def render_markdown(work_dir: Path) -> Path:
     """(Re-)render report.md from report.json, refreshing stages from the folders' manifests."""
-    from paddleopt.stages.pipeline import stage_artifacts
+    from paddleopt.artifact.workdir import stage_artifacts
 
     work_dir = Path(work_dir)
     path = work_dir / "report.json"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact, Manifest
     from paddleopt.config.sections import PipelineConfig
+    from paddleopt.stages.pipeline import PlanStep
 
 
 @dataclass
@@ -48,6 +49,15 @@ class Stage(ABC):
 
     def check(self, pipeline: PipelineConfig, stage_id: str) -> None:
         """Plan-time validation beyond the schema (files exist, ranges). Raise ConfigError."""
+
+    def check_upstream(self, upstream: list[PlanStep], stage_id: str) -> None:
+        """Plan-time validation against the planned stages whose output this one consumes
+        (nearest first, typed configs; see ``paddleopt.stages.preflight.input_chain``)."""
+
+    def deploy_target(self) -> str | None:
+        """The deployment target a convert-role stage writes for (onnx, arm, x86, opencl):
+        the plan pre-checks the model's ops for it before any training. None otherwise."""
+        return None
 
     @abstractmethod
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:

@@ -1,22 +1,57 @@
-"""The only registry of stages: name -> ("module:Class", extra). Nothing registers on import."""
+"""The only registry of stages: name -> (class, role, extra). Nothing registers on import.
+
+Adding a stage is one module plus one row (see docs/ARCHITECTURE.md). Code that treats stages
+by what they do asks for a role, never for a list of names:
+
+* ``train``: makes the weights (a checkpoint) from data;
+* ``compress``: changes a checkpoint's weights or structure (prune, sparsify, distill);
+* ``quantize``: produces an int8 model (qat, ptq); conversions check what it wrote;
+* ``export``: checkpoint -> Paddle inference model, the format boundary (``paddleopt export``);
+* ``convert``: inference model -> a deployment format for a target (onnx, a Lite target); these
+  stages check their own input, and the plan pre-checks their targets before any training.
+"""
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+from typing import Literal
 
 from paddleopt.utils.errors import ConfigError
 
-# extra: the optional dependency group the stage needs beyond the core install (or None).
-CATALOG: dict[str, tuple[str, str | None]] = {
-    "train": ("paddleopt.stages.train:TrainStage", None),
-    "prune": ("paddleopt.stages.prune:PruneStage", "slim"),
-    "sparsify": ("paddleopt.stages.sparsify:SparsifyStage", "slim"),
-    "distill": ("paddleopt.stages.distill:DistillStage", "slim"),
-    "qat": ("paddleopt.stages.qat:QATStage", "slim"),
-    "export": ("paddleopt.stages.export:ExportStage", None),
-    "ptq": ("paddleopt.stages.ptq:PTQStage", "slim"),
-    "to_onnx": ("paddleopt.stages.to_onnx:ToOnnxStage", "onnx"),
-    "to_lite": ("paddleopt.stages.to_lite:ToLiteStage", "lite"),
+Role = Literal["train", "compress", "quantize", "export", "convert"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stage: where its class lives, what it is for, the optional extra it needs
+    beyond the core install (or None)."""
+
+    target: str  # "module:Class"
+    role: Role
+    extra: str | None = None
+
+
+CATALOG: dict[str, Entry] = {
+    "train": Entry("paddleopt.stages.train:TrainStage", "train"),
+    "prune": Entry("paddleopt.stages.prune:PruneStage", "compress", "slim"),
+    "sparsify": Entry("paddleopt.stages.sparsify:SparsifyStage", "compress", "slim"),
+    "distill": Entry("paddleopt.stages.distill:DistillStage", "compress", "slim"),
+    "qat": Entry("paddleopt.stages.qat:QATStage", "quantize", "slim"),
+    "export": Entry("paddleopt.stages.export:ExportStage", "export"),
+    "ptq": Entry("paddleopt.stages.ptq:PTQStage", "quantize", "slim"),
+    "to_onnx": Entry("paddleopt.stages.to_onnx:ToOnnxStage", "convert", "onnx"),
+    "to_lite": Entry("paddleopt.stages.to_lite:ToLiteStage", "convert", "lite"),
 }
+
+
+def stage_types(*roles: Role) -> tuple[str, ...]:
+    """The stage names with one of ``roles``, in catalogue order."""
+    return tuple(name for name, entry in CATALOG.items() if entry.role in roles)
+
+
+def role_of(name: str) -> Role | None:
+    entry = CATALOG.get(name)
+    return entry.role if entry else None
 
 
 def stage_class(name: str) -> type:
@@ -27,5 +62,5 @@ def stage_class(name: str) -> type:
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(f"unknown stage type '{name}'.",
                           f"{hint}known stages: {', '.join(CATALOG)}.")
-    module_name, cls_name = CATALOG[name][0].split(":")
+    module_name, cls_name = CATALOG[name].target.split(":")
     return getattr(importlib.import_module(module_name), cls_name)

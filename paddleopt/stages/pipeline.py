@@ -17,11 +17,12 @@ from typing import Any
 
 from paddleopt.artifact import Artifact, LineageEntry, Manifest
 from paddleopt.artifact.manifest import MANIFEST_NAME, sha256_json
+from paddleopt.artifact.workdir import stage_artifacts
 from paddleopt.config.loader import dump_yaml, load_config
 from paddleopt.config.schema import parse, to_dict
 from paddleopt.config.sections import PipelineConfig
 from paddleopt.stages.base import Stage, StageContext
-from paddleopt.stages.catalog import CATALOG, stage_class
+from paddleopt.stages.catalog import CATALOG, role_of, stage_class
 from paddleopt.utils.errors import ConfigError, StageError, UserError
 from paddleopt.utils.imports import INSTALL_HINT, missing_modules
 from paddleopt.utils.versions import stack_versions
@@ -137,7 +138,7 @@ def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None
                               exc.fix) from None
         stage_cfg = parse(cls.Config, stage_raw, path=f"stages.{stage_id}", source=source)
         _check_chain(cls, stage_id, produced, source)
-        extra = CATALOG[type_name][1]
+        extra = CATALOG[type_name].extra
         for needed in filter(None, (extra, *cls.extras)):
             missing = missing_modules(needed)
             if missing:
@@ -154,6 +155,10 @@ def plan(config: dict[str, Any] | str | Path, overrides: list[str] | None = None
             raise ConfigError(f"{source}: {exc.message}", exc.fix) from None
         steps.append(PlanStep(index, stage_id, stage, to_dict(stage_cfg), input_id))
         produced = kinds[stage_id] = cls.produces
+    from paddleopt.stages.preflight import input_chain
+
+    for step in steps:  # checks that need the resolved configs of the stages feeding this one
+        step.stage.check_upstream(input_chain(steps, step.stage_id), step.stage_id)
     _check_targets(pipeline, steps, source)
     check_device(pipeline.device, source)
     work_dir = Path(pipeline.work_dir or f"work_dirs/{pipeline.name}")
@@ -253,10 +258,10 @@ def _run_locked(the_plan: Plan, resume: bool, until: str | None, evaluate: bool)
             parent = Artifact.open(final_dir)
             result.skipped.append(step.stage_id)
         else:
-            if not checked and step.type not in ("to_onnx", "to_lite"):
+            if not checked and role_of(step.type) != "convert":
                 # Conversion stages later in the plan: learn now (seconds) whether the model's
                 # ops convert, not after training/compression. Conversions check themselves.
-                from paddleopt.deploy.check import preflight
+                from paddleopt.stages.preflight import preflight
 
                 preflight(the_plan, parent)
             checked = True
@@ -341,15 +346,6 @@ def _finalize_manifest(manifest: Manifest, step: PlanStep, parent_digest: str | 
         finished_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")))
     manifest.versions = stack_versions()
     manifest.metrics.setdefault("stage_seconds", round(seconds, 2))
-
-
-def stage_artifacts(work_dir: Path) -> list[Artifact]:
-    """Finished artifacts in a work dir, in stage order (for report / bench -c)."""
-    out = []
-    for folder in sorted(p for p in Path(work_dir).iterdir() if p.is_dir()
-                         and not p.name.startswith(".") and (p / MANIFEST_NAME).is_file()):
-        out.append(Artifact.open(folder))
-    return out
 
 
 __all__ = ["Plan", "PlanStep", "RunResult", "plan", "run", "stage_artifacts"]

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from paddleopt.artifact import Artifact, Manifest
 from paddleopt.stages.base import Stage, StageContext
+from paddleopt.stages.catalog import role_of
 from paddleopt.utils.errors import ConfigError, UserError
 
 
@@ -70,15 +71,16 @@ class ToLiteStage(Stage):
     produces = "lite"
     extras = ("lite",)
 
-    def check(self, pipeline: Any, stage_id: str) -> None:
-        from paddleopt.deploy.check import quantized_by
+    def deploy_target(self) -> str:
+        return self.config.target
 
-        quant = quantized_by(pipeline.stages, stage_id)
+    def check_upstream(self, upstream: list[Any], stage_id: str) -> None:
+        quant = next((s for s in upstream if role_of(s.type) == "quantize"), None)
         if quant is not None and self.config.target == "x86":
             raise ConfigError(
                 f"stages.{stage_id}: to_lite target x86 would convert the int8 model of stage "
-                f"'{quant[0]}'; paddlelite 2.13rc0's x86 int8 .nb files return NaN/garbage, "
-                f"so to_lite refuses them.",
+                f"'{quant.stage_id}'; paddlelite 2.13rc0's x86 int8 .nb files return "
+                f"NaN/garbage, so to_lite refuses them.",
                 f"give stages.{stage_id} 'input: <your export stage id>' to convert the fp32 "
                 f"model for x86, or use target: arm for the int8 model.")
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from paddleopt.artifact import Artifact, Manifest, TensorSpec
 from paddleopt.stages.base import Stage, StageContext
+from paddleopt.stages.catalog import role_of
 from paddleopt.utils.errors import ConfigError, UserError
 
 ONNX_FILE = "model.onnx"
@@ -82,17 +83,19 @@ class ToOnnxStage(Stage):
     produces = "onnx"
     extras = ("onnx",)
 
-    def check(self, pipeline: Any, stage_id: str) -> None:
-        from paddleopt.deploy.check import quantized_by
+    def deploy_target(self) -> str:
+        return "onnx"
 
-        quant = quantized_by(pipeline.stages, stage_id)
-        if quant is not None and quant[1].get("onnx_format") is False:
+    def check_upstream(self, upstream: list[Any], stage_id: str) -> None:
+        quant = next((s for s in upstream if role_of(s.type) == "quantize"), None)
+        if quant is not None and getattr(quant.stage.config, "onnx_format", True) is False:
             raise ConfigError(
-                f"stages.{stage_id}: to_onnx would convert the model of stage '{quant[0]}', "
-                f"quantized with onnx_format: false (fake_quantize ops), which paddle2onnx "
-                f"cannot export.",
-                f"set stages.{quant[0]}.onnx_format: true (quantize_linear/dequantize_linear, "
-                f"exported as ONNX QDQ), or read the fp32 model (input: <export stage id>).")
+                f"stages.{stage_id}: to_onnx would convert the model of stage "
+                f"'{quant.stage_id}', quantized with onnx_format: false (fake_quantize ops), "
+                f"which paddle2onnx cannot export.",
+                f"set stages.{quant.stage_id}.onnx_format: true (quantize_linear/"
+                f"dequantize_linear, exported as ONNX QDQ), or read the fp32 model "
+                f"(input: <export stage id>).")
 
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
         from paddleopt.deploy.check import check_artifact

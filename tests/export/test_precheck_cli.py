@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 
 from conftest import REPO, tiny_config
-from paddleopt.deploy.check import EXIT_NOT_DEPLOYABLE, input_chain, quantized_by
-from paddleopt.stages.to_lite import ToLiteConfig, ToLiteStage
-from paddleopt.stages.to_onnx import ToOnnxConfig, ToOnnxStage
+from paddleopt.deploy.check import EXIT_NOT_DEPLOYABLE
+from paddleopt.stages.preflight import input_chain, quantized_by
 from paddleopt.utils.errors import ConfigError, UserError
 
 from .conftest import open_artifact
@@ -75,10 +73,10 @@ def test_pipeline_stops_before_training_when_a_target_cannot_take_the_model(
     start. (The registry has no model with an unsupported op, so the program is swapped.)"""
     from paddleopt import api
     from paddleopt.artifact.program import read_program
-    from paddleopt.deploy import check
+    from paddleopt.stages import preflight
 
     shuffle = read_program(model_dirs["shuffle"] / "model.pdmodel")
-    monkeypatch.setattr(check, "untrained_program", lambda *a, **k: shuffle)
+    monkeypatch.setattr(preflight, "untrained_program", lambda *a, **k: shuffle)
     config = tiny_config(tmp_path / "w")
     config["stages"]["to_lite"] = {"target": "arm"}
     with pytest.raises(UserError, match="pre-check: stage 'to_lite' cannot convert") as err:
@@ -97,21 +95,29 @@ def test_precheck_of_a_real_plan(tmp_path):
     assert [r.target for r in api.check_config(config, targets=["opencl"])] == ["opencl"]
 
 
-def test_plan_time_refusals():
-    stages = {"train": {}, "export": {}, "ptq": {"onnx_format": False},
-              "to_lite": {"target": "x86"}, "to_onnx": {"input": "ptq"},
-              "fp32_x86": {"type": "to_lite", "input": "export", "target": "x86"}}
-    assert [s for s, _, _ in input_chain(stages, "to_lite")] == ["ptq", "export", "train"]
-    assert quantized_by(stages, "fp32_x86") is None
-    pipeline = SimpleNamespace(stages=stages)
+def test_plan_time_refusals(tmp_path):
+    """Conversions read the plan's resolved chain (typed configs, defaults filled in)."""
+    from paddleopt import api
+
+    def plan(**stages):
+        config = tiny_config(tmp_path / "w")
+        config["stages"].update(stages)
+        return api.plan(config)
+
+    fine = plan(ptq={"onnx_format": True}, to_lite={"target": "arm"},
+                fp32_x86={"type": "to_lite", "input": "export", "target": "x86"},
+                to_onnx={"input": "ptq"})  # int8 on ARM: fine; fp32_x86 reads the export
+    assert [s.stage_id for s in input_chain(fine.steps, "to_lite")] == ["ptq", "export", "train"]
+    assert quantized_by(fine.steps, "fp32_x86") is None
+    assert quantized_by(fine.steps, "to_onnx").stage_id == "ptq"
     with pytest.raises(ConfigError, match="int8 model of stage 'ptq'"):
-        ToLiteStage(ToLiteConfig(target="x86")).check(pipeline, "to_lite")
-    ToLiteStage(ToLiteConfig(target="arm")).check(pipeline, "to_lite")  # int8 on ARM: fine
-    ToLiteStage(ToLiteConfig(target="x86")).check(pipeline, "fp32_x86")  # reads the export
+        plan(ptq={}, to_lite={"target": "x86"})
     with pytest.raises(ConfigError, match="onnx_format: false"):
-        ToOnnxStage(ToOnnxConfig()).check(pipeline, "to_onnx")
-    stages["ptq"] = {}
-    ToOnnxStage(ToOnnxConfig()).check(pipeline, "to_onnx")
+        plan(ptq={"onnx_format": False}, to_onnx={})
+    qat = tiny_config(tmp_path / "w")
+    qat["stages"] = {"train": qat["stages"]["train"], "qat": {}, "to_onnx": {}}
+    with pytest.raises(ConfigError, match="stage 'qat'.*onnx_format: false"):
+        api.plan(qat)  # qat's default writes fake-quant ops; to_onnx would fail after training
 
 
 def test_lite_cannot_be_profiled(tiny_deploy_run, tmp_path):

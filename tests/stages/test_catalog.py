@@ -34,3 +34,18 @@ def test_import_paddleopt_imports_no_heavy_package():
             "'paddlelite', 'paddle2onnx') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_entry_has_a_role_and_convert_stages_name_their_target():
+    from typing import get_args
+
+    from paddleopt.stages.catalog import Role, stage_types
+
+    assert all(entry.role in get_args(Role) for entry in CATALOG.values())
+    assert stage_types("quantize") == ("qat", "ptq")
+    for name in stage_types("convert"):
+        cls = stage_class(name)
+        assert cls(cls.Config()).deploy_target() is not None, name
+    for name in set(CATALOG) - set(stage_types("convert")):
+        cls = stage_class(name)
+        assert cls(cls.Config()).deploy_target() is None, name
