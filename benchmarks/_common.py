@@ -36,7 +36,7 @@ def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_results(suite: str, rows: list[dict], out: str, extra: dict | None = None) -> dict:
-    from paddleopt.deploy.bench import machine_info
+    from paddleopt.utils.machine import machine_info
 
     data = {"suite": suite,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -66,7 +66,9 @@ def rows_table(rows: list[dict], extra_cols: tuple[str, ...] = ()) -> list[str]:
 
 def _isa_flags(isa: dict | list) -> str:
     """The ISA extensions the CPU has (the machine record maps every flag to true/false)."""
-    flags = [k for k, v in isa.items() if v] if isinstance(isa, dict) else list(isa)
+    from paddleopt.utils.machine import present_flags
+
+    flags = present_flags(isa)
     return ", ".join(flags) or "no ISA flags recorded"
 
 

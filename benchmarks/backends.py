@@ -160,7 +160,7 @@ def deploy_config(base: str, quick: bool) -> Any:
 def main() -> None:
     args = parse_args(SUITE, __doc__)
     from paddleopt import api
-    from paddleopt.deploy.bench import available_cores
+    from paddleopt.utils.machine import available_cores
 
     quick = args.quick
     models = [("quickstart", "quickstart_deploy.yaml")]

@@ -1,4 +1,4 @@
-"""Measuring predictors: latency percentiles, throughput, peak RSS, op profiles, machine facts.
+"""Measuring predictors: latency percentiles, throughput, peak RSS, op profiles.
 
 Used by ``paddleopt bench``, the report and ``benchmarks/``. Every function takes a
 ``Predictor`` (any backend) and numpy feeds, so the numbers of different backends come from
@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import platform
 import re
 import threading
 import time
@@ -24,17 +22,7 @@ if TYPE_CHECKING:
     from paddleopt.artifact import TensorSpec
     from paddleopt.deploy.predictor import Predictor
 
-# CPU features that decide which kernels oneDNN / ORT can use (int8 VNNI, bf16, AMX).
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
-             "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-
-
-def available_cores() -> int:
-    """Cores this process may run on (taskset / cgroup cpusets respected)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+# Machine facts (cores, CPU, ISA flags) are paddleopt.utils.machine's.
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -188,36 +176,6 @@ def measure_latency(predictor: Predictor, feeds_for_batch: list[np.ndarray], war
     }
 
 
-# -- machine ------------------------------------------------------------------------------
-def machine_info() -> dict[str, Any]:
-    """CPU model, core counts, memory and the ISA flags that matter for kernels."""
-    import psutil
-
-    model, flags = "", set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux
-        text = ""
-    for line in text.splitlines():  # the first processor's entries describe them all
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and not model:
-            model = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
-    model = model or platform.processor() or platform.machine()
-    return {
-        "cpu": model,
-        "cores": available_cores(),
-        "logical_cores": os.cpu_count(),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "memory_gb": round(psutil.virtual_memory().total / (1 << 30), 1),
-        "isa": {flag: flag in flags for flag in ISA_FLAGS},
-        "platform": platform.platform(),
-    }
-
-
-# -- profiling ----------------------------------------------------------------------------
 def profile(predictor: Predictor, feeds: list[np.ndarray], out_json: str | Path,
             top_k: int = 10, iters: int = 10) -> dict[str, Any]:
     """Profile ``iters`` runs, write a chrome trace (open in chrome://tracing or Perfetto) to

@@ -69,7 +69,7 @@ def check_not_externally_launched() -> None:
 
 def default_threads(nproc: int) -> int:
     """CPU threads per rank: the cores available, shared out between the ranks of a node."""
-    from paddleopt.deploy.bench import available_cores
+    from paddleopt.utils.machine import available_cores
 
     return max(1, available_cores() // max(1, nproc))
 

@@ -36,7 +36,7 @@ def stage_rows(artifacts: list[Artifact]) -> list[dict[str, Any]]:
 
 def write_report(work_dir: Path, plan: Any, artifacts: dict[str, Artifact],
                  deployments: list[dict]) -> Path:
-    from paddleopt.deploy.bench import machine_info
+    from paddleopt.utils.machine import machine_info
 
     data = {
         "pipeline": plan.config.name,
@@ -98,11 +98,17 @@ def candidate_lines(row: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _flags(isa: dict[str, bool] | list[str]) -> str:
+    from paddleopt.utils.machine import present_flags
+
+    return ", ".join(present_flags(isa)) or "none recorded"
+
+
 def markdown(data: dict[str, Any]) -> str:
     lines = [f"# paddleopt report: {data['pipeline']}", "",
              f"Config `{data.get('config', '')}`, created {data.get('created', '')}. "
              f"Machine: {data['machine'].get('cpu', '?')}, {data['machine'].get('cores', '?')} "
-             f"cores, flags {', '.join(data['machine'].get('isa', []))}.", "", "## Stages", "",
+             f"cores, flags {_flags(data['machine'].get('isa', {}))}.", "", "## Stages", "",
              "| stage | type | kind | precision | accuracy | params | FLOPs | size (KB) | checks |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in data["stages"]:

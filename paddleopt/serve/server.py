@@ -147,7 +147,7 @@ class Service:
 def _default_threads(cfg: ServeConfig) -> int:
     """CPU threads per predictor: the cores shared between the worker threads (threads=0
     would give every predictor all cores and oversubscribe them)."""
-    from paddleopt.deploy.bench import available_cores
+    from paddleopt.utils.machine import available_cores
 
     return max(1, available_cores() // cfg.workers)
 

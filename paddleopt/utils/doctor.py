@@ -11,17 +11,13 @@ from paddleopt.utils.imports import EXTRA_MODULES, extra_import_error
 from paddleopt.utils.versions import stack_versions
 
 
-def cpu_flags() -> list[str]:
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "fma")
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    return [f for f in wanted if f in have]
-    except OSError:
-        pass
-    return []
+def collect_cpu() -> dict[str, Any]:
+    """Cores this process may use, the CPU model and the ISA flags it has (one parser for
+    doctor, the report and the benchmarks: paddleopt.utils.machine)."""
+    from paddleopt.utils import machine
+
+    return {"cores": machine.available_cores(), "logical_cores": os.cpu_count(),
+            "model": machine.cpu_model(), "isa": machine.present_flags(machine.isa())}
 
 
 def gpu_status() -> dict[str, Any]:
@@ -53,7 +49,7 @@ def collect() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "versions": stack_versions(),
         "extras": extras,
-        "cpu": {"cores": os.cpu_count(), "isa": cpu_flags()},
+        "cpu": collect_cpu(),
         "gpu": gpu_status(),
     }
 
@@ -63,8 +59,9 @@ def format_report(info: dict[str, Any]) -> str:
     lines += [f"  {name:<18} {version}" for name, version in info["versions"].items()]
     lines.append("extras:")
     lines += [f"  {name:<18} {state}" for name, state in info["extras"].items()]
-    lines.append(f"cpu         {info['cpu']['cores']} cores, ISA: "
-                 f"{', '.join(info['cpu']['isa']) or 'none of avx2/avx512/vnni/amx'}")
+    cpu = info["cpu"]
+    lines.append(f"cpu         {cpu.get('model', '?')}, {cpu['cores']} cores available, ISA: "
+                 f"{', '.join(cpu['isa']) or 'none of avx/avx2/avx512/vnni/amx'}")
     gpu = info["gpu"]
     lines.append(f"gpu         paddle built with CUDA: {gpu.get('paddle_compiled_with_cuda')}, "
                  f"devices: {gpu.get('paddle_cuda_devices', 0)}, nvidia-smi: {gpu['nvidia_smi']}")

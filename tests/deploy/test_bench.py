@@ -94,19 +94,6 @@ def test_measure_latency_on_paddle_inference(cnn_dir):
     assert result["peak_rss_mb"] > 50  # the process holds paddle: tens of MB at least
 
 
-# -- machine ---------------------------------------------------------------------------------
-def test_machine_info():
-    info = bench.machine_info()
-    assert info["cores"] >= 1 and info["logical_cores"] >= info["cores"]
-    assert set(info["isa"]) == set(bench.ISA_FLAGS)
-    assert all(isinstance(v, bool) for v in info["isa"].values())
-    if Path("/proc/cpuinfo").is_file():
-        assert info["cpu"]
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0]
-        assert info["isa"]["avx2"] == (" avx2" in flags)
-    json.dumps(info)  # goes into benchmark JSON as is
-
-
 # -- profiling --------------------------------------------------------------------------------
 def test_profile_paddle_inference(cnn_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # paddle.profiler's default would write ./profiler_log/

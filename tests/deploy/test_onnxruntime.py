@@ -69,7 +69,7 @@ def test_session_options_are_reflected(models, level, mode):
 
 
 def test_threads_zero_means_available_cores(models):
-    from paddleopt.deploy.bench import available_cores
+    from paddleopt.utils.machine import available_cores
 
     assert load(models["onnx"]).describe()["threads"] == available_cores()
 

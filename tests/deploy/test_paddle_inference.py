@@ -86,7 +86,7 @@ def test_threads_and_other_knobs_are_reflected(cnn):
     assert info["ir_optim"] is False and info["memory_optim"] is False
     assert info["onednn_cache_capacity"] == 3
     assert np.abs(predictor.run([cnn["x"]])[0] - cnn["expected"]).max() < 1e-4
-    from paddleopt.deploy.bench import available_cores
+    from paddleopt.utils.machine import available_cores
 
     assert load(cnn["path"]).describe()["threads"] == available_cores()  # threads: 0
 

@@ -110,7 +110,7 @@ def session_options(options: Options, profile_prefix: str | None = None) -> Any:
     """Build ``onnxruntime.SessionOptions`` (pure configuration)."""
     import onnxruntime as ort
 
-    from paddleopt.deploy.bench import available_cores
+    from paddleopt.utils.machine import available_cores
 
     so = ort.SessionOptions()
     # 0 would mean ORT's own default (physical cores, ignoring affinity); resolve it the way

@@ -243,7 +243,7 @@ def load(artifact: Artifact, options: Options) -> PaddleInferencePredictor:
 # -- configuration ---------------------------------------------------------------------------
 def resolve_threads(threads: int) -> int:
     """0 -> the cores this process may run on (respects taskset/cgroup affinity)."""
-    from paddleopt.deploy.bench import available_cores
+    from paddleopt.utils.machine import available_cores
 
     return threads if threads > 0 else available_cores()
 
@@ -429,7 +429,7 @@ def _configure_cpu(config: Any, options: Options, precision: str,
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bfloat16 instructions oneDNN uses (avx512_bf16 or AMX)."""
-    from paddleopt.deploy.bench import machine_info
+    from paddleopt.utils.machine import machine_info
 
     isa = machine_info().get("isa", {})
     return bool(isa.get("avx512_bf16") or isa.get("amx_bf16"))
