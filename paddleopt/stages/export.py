@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from paddleopt.artifact import Artifact, Manifest
+from paddleopt.export import parity
 from paddleopt.stages.base import Stage, StageContext
-from paddleopt.utils.errors import StageError
 from paddleopt.utils.jit import save_layer
 
 
@@ -71,42 +70,27 @@ class ExportStage(Stage):
             written = write_preprocess_file(out_dir, manifest.preprocess, manifest.labels)
             if written is not None:
                 manifest.files["preprocess"] = written.name
-        feeds = sample_inputs(src, cfg.parity_samples, ctx)
-        diff = parity_vs_dygraph(model, Artifact(out_dir, manifest), feeds)
-        manifest.checks["parity_vs_dygraph_max_abs_diff"] = diff
-        manifest.checks["parity_tolerance"] = cfg.tolerance
         manifest.metrics.update({k: v for k, v in src.manifest.metrics.items()
                                  if k in ("accuracy", "params", "flops")})
-        if diff > cfg.tolerance:
-            raise StageError(f"exported model differs from the dygraph model by {diff:.3g} "
-                             f"(tolerance {cfg.tolerance:g}).",
-                             "check for train-only behaviour in forward() (dropout, "
-                             "batch statistics), or raise stages.export.tolerance.")
+        feeds, source = sample_inputs(src, cfg.parity_samples, ctx)
+        expected = parity.dygraph_outputs(model, feeds)
+        actual = parity.backend_outputs(Artifact(out_dir, manifest), "paddle_inference", feeds)
+        parity.measure("paddle_inference", "dygraph", expected, actual, feeds, source,
+                       cfg.tolerance, scale_tolerance=False).enforce(
+            manifest, "check for train-only behaviour in forward() (dropout, batch "
+                      "statistics), or raise stages.export.tolerance.")
         return manifest
 
 
-def sample_inputs(src: Artifact, count: int, ctx: StageContext | None) -> list[np.ndarray]:
-    """Real evaluation samples when the pipeline has data, else seeded random inputs."""
+def sample_inputs(src: Artifact, count: int, ctx: StageContext | None
+                  ) -> tuple[list[np.ndarray], str]:
+    """Real evaluation samples when the pipeline has data, else seeded random inputs (and
+    which of the two, for ``checks.parity_inputs``)."""
     if ctx is not None and getattr(ctx, "pipeline", None) is not None:
         from paddleopt.data.loaders import build_data
 
         feeds, _ = build_data(ctx.pipeline.data, ctx.seed).eval_feeds(count)
-        return feeds
+        return feeds, "eval data"
     from paddleopt.deploy.bench import make_feeds
 
-    return make_feeds(src.manifest.io.inputs, count, np.random.default_rng(0))
-
-
-def parity_vs_dygraph(model: Any, exported: Artifact, feeds: list[np.ndarray]) -> float:
-    """Max abs difference between the dygraph model and Paddle Inference on ``feeds``."""
-    from paddleopt.deploy.predictor import load_predictor
-    from paddleopt.utils.imports import import_paddle
-
-    paddle = import_paddle()
-    with paddle.no_grad():
-        expected = model(*[paddle.to_tensor(f) for f in feeds])
-    expected = [expected.numpy()] if not isinstance(expected, (list, tuple)) else \
-        [e.numpy() for e in expected]
-    predictor = load_predictor(exported, "paddle_inference", {})
-    actual = predictor.run(feeds)
-    return float(max(np.abs(a - e).max() for a, e in zip(actual, expected)))
+    return make_feeds(src.manifest.io.inputs, count, np.random.default_rng(0)), "random"

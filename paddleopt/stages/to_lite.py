@@ -132,21 +132,21 @@ class ToLiteStage(Stage):
         if cfg.target == "x86":
             self._parity(src, nb_file, manifest, cfg)
         else:
-            manifest.checks["parity_lite_vs_paddle_inference"] = (
-                f"not run: a {cfg.target} .nb cannot execute on this x86 machine; it was "
-                f"parsed as a naive buffer only.")
+            from paddleopt.export.parity import not_run
+
+            not_run(manifest, "lite", "paddle_inference",
+                    f"a {cfg.target} .nb cannot execute on this x86 machine; it was parsed as "
+                    f"a naive buffer only.")
         return manifest
 
     @staticmethod
     def _parity(src: Artifact, nb_file: Path, manifest: Manifest, cfg: ToLiteConfig) -> None:
         from paddleopt.deploy.backends.lite import run_isolated
-        from paddleopt.stages.to_onnx import (max_abs_diff, paddle_reference, record_parity,
-                                              sample_feeds)
+        from paddleopt.export import parity
 
-        feeds, source = sample_feeds(src, cfg.parity_samples)
-        expected = paddle_reference(src, feeds)
+        feeds, source = parity.sample_feeds(src, cfg.parity_samples)
+        expected = parity.paddle_reference(src, feeds)
         # First run of a new .nb happens in a child: if Lite aborts, we report it.
         actual = run_isolated(nb_file, feeds, timeout=cfg.timeout)
-        diff = max_abs_diff(expected, actual)
-        record_parity(manifest, "lite", diff, expected, feeds, source, cfg.tolerance,
-                      int8_tolerance=1.0, int8=False)
+        parity.measure("lite", "paddle_inference", expected, actual, feeds, source,
+                       cfg.tolerance).enforce(manifest)

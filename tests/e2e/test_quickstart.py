@@ -53,7 +53,7 @@ def test_export_parity_recorded(quickstart_run):
     work, _ = quickstart_run
     manifest = json.loads((work / "02_export" / "manifest.json").read_text())
     assert manifest["kind"] == "inference"
-    assert manifest["checks"]["parity_vs_dygraph_max_abs_diff"] < 1e-4
+    assert manifest["checks"]["parity_paddle_inference_vs_dygraph_max_abs_diff"] < 1e-4
     assert manifest["io"]["inputs"][0]["shape"] == [-1, 1, 28, 28]
     assert manifest["preprocess"]["mean"] == [0.1307]
     assert [e["type"] for e in manifest["lineage"]] == ["train", "export"]

@@ -6,7 +6,9 @@ import pytest
 
 from paddleopt.artifact import Artifact, Manifest
 from paddleopt.config.schema import parse
-from paddleopt.stages.to_onnx import ToOnnxConfig, ToOnnxStage, convert, record_parity
+from paddleopt.export.onnx_convert import convert
+from paddleopt.export.parity import measure
+from paddleopt.stages.to_onnx import ToOnnxConfig, ToOnnxStage
 from paddleopt.utils.errors import ConfigError, UserError
 
 from .conftest import SHAPES, open_artifact, paddle_outputs, stage_context
@@ -98,25 +100,30 @@ def test_paddle2onnx_abort_is_isolated(model_dirs, tmp_path):
     """paddle2onnx aborts the process on an unsupported op; in a child that is a UserError."""
     d = model_dirs["shuffle"]
     with pytest.raises(UserError) as info:
-        convert(d / "model.pdmodel", d / "model.pdiparams", tmp_path / "m.onnx", ToOnnxConfig())
+        convert(d / "model.pdmodel", d / "model.pdiparams", tmp_path / "m.onnx")
     assert "SIGABRT" in str(info.value) and "unsupported ops: channel_shuffle" in str(info.value)
 
 
 def test_tolerance_enforced():
+    def check(diff, expected, int8=False):
+        actual = [e + np.float32(diff) for e in expected]
+        return measure("onnxruntime", "paddle_inference", expected, actual, expected, "random",
+                       1e-4, 0.1 if int8 else None).enforce(m)
+
     m = Manifest(kind="onnx")
     ref = [np.ones((2, 3), np.float32)]
-    record_parity(m, "onnxruntime", 5e-5, ref, ref, "random", 1e-4, 0.1, int8=False)
+    check(5e-5, ref)
     with pytest.raises(UserError, match="differs from Paddle Inference by 0.0002"):
-        record_parity(m, "onnxruntime", 2e-4, ref, ref, "random", 1e-4, 0.1, int8=False)
+        check(2e-4, ref)
     big = [np.full((2, 3), 50.0, np.float32)]  # large logits: the tolerance scales with them
-    record_parity(m, "onnxruntime", 2e-3, big, ref, "random", 1e-4, 0.1, int8=False)
+    check(2e-3, big)
     assert m.checks["parity_onnxruntime_vs_paddle_inference_output_scale"] == 50.0
     with pytest.raises(UserError, match="20.0% of the output range"):
-        record_parity(m, "onnxruntime", 0.2, ref, ref, "random", 1e-4, 0.1, int8=True)
+        check(0.2, ref, int8=True)
     tiny = [np.full((2, 3), 1e-7, np.float32)]  # untrained net: relative diff means nothing
-    record_parity(m, "onnxruntime", 5e-8, tiny, ref, "random", 1e-4, 0.1, int8=True)
+    check(5e-8, tiny, int8=True)
     with pytest.raises(UserError, match="NaN"):
-        record_parity(m, "onnxruntime", float("nan"), ref, ref, "random", 1e-4, 0.1, False)
+        check(float("nan"), ref)
 
 
 def test_config_validation():

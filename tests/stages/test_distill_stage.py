@@ -23,7 +23,7 @@ def test_small_student_from_spec_learns_from_the_input_teacher(tiny_checkpoint, 
     assert 0 < m["accuracy"] <= 1 and m["distill"]["teacher"] == str(tiny_checkpoint.path)
     assert len(art.manifest.lineage) == 0  # a new network: lineage starts at this stage
     exported = run_stage("export", {}, art, tmp_path, stage_id="export_student")
-    assert exported.manifest.checks["parity_vs_dygraph_max_abs_diff"] < 1e-4
+    assert exported.manifest.checks["parity_paddle_inference_vs_dygraph_max_abs_diff"] < 1e-4
 
 
 def test_alpha_zero_is_the_no_teacher_baseline(tiny_checkpoint, tmp_path):

@@ -53,7 +53,7 @@ def test_pruned_checkpoint_reloads_exports_and_runs_eagerly(pruned, tiny_checkpo
     assert sum(int(np.prod(p.shape)) for p in model.parameters()) == \
         art.manifest.metrics["params"]
     exported = run_stage("export", {}, art, work, stage_id="export_pruned")
-    assert exported.manifest.checks["parity_vs_dygraph_max_abs_diff"] < 1e-4
+    assert exported.manifest.checks["parity_paddle_inference_vs_dygraph_max_abs_diff"] < 1e-4
     dense = _conv_filters(tiny_checkpoint.path.parent / "02_export" / "model.pdmodel")
     small = _conv_filters(exported.file("model"))
     assert sum(np.prod(s) for s in small) < sum(np.prod(s) for s in dense)

@@ -28,7 +28,7 @@ def test_constant_ratio_reached_and_saved(tiny_checkpoint, tmp_path):
     assert not list(reloaded.named_buffers()) or all(
         "mask" not in name for name, _ in reloaded.named_buffers())
     exported = run_stage("export", {}, art, tmp_path, stage_id="export_sparse")
-    assert exported.manifest.checks["parity_vs_dygraph_max_abs_diff"] < 1e-4
+    assert exported.manifest.checks["parity_paddle_inference_vs_dygraph_max_abs_diff"] < 1e-4
 
 
 def test_gmp_schedule_reaches_target(tiny_checkpoint, tmp_path):

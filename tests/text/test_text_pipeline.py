@@ -135,7 +135,7 @@ def test_from_pretrained_local_dir(tmp_path):
 # -- the pipeline ---------------------------------------------------------------------------
 def test_train_export_parity(tiny_text_run):
     train, export = tiny_text_run.artifacts["train"], tiny_text_run.artifacts["export"]
-    assert export.manifest.checks["parity_vs_dygraph_max_abs_diff"] < 1e-4
+    assert export.manifest.checks["parity_paddle_inference_vs_dygraph_max_abs_diff"] < 1e-4
     assert [s.name for s in export.manifest.io.inputs] == ["input_ids", "token_type_ids"]
     assert export.manifest.preprocess["type"] == "text"
     assert export.manifest.labels == ["negative", "positive"]
