@@ -7,10 +7,6 @@ report run an artifact: INT8 artifacts get ``enable_mkldnn_int8()`` (backend opt
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,23 +54,10 @@ def predictor(artifact: Artifact, threads: int) -> Any:
     that builds one per candidate would bury its log, so stderr is muted while it is built
     (a failure still raises, with Paddle's message, from ``load_predictor``)."""
     from paddleopt.deploy.predictor import load_predictor
+    from paddleopt.utils.native_output import fd_silenced
 
-    with _stderr_muted():
+    with fd_silenced(2):
         return load_predictor(artifact, "paddle_inference", {"threads": threads})
-
-
-@contextlib.contextmanager
-def _stderr_muted() -> Iterator[None]:
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def accuracy(pred: Any, feeds: list[np.ndarray], labels: np.ndarray,

@@ -28,13 +28,10 @@ Facts about Paddle 2.6.2 this module is written around (checked on the CPU wheel
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import struct
-import sys
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,6 +40,7 @@ import numpy as np
 
 from paddleopt.deploy.predictor import Predictor, Variant
 from paddleopt.utils.errors import UserError
+from paddleopt.utils.native_output import fd_silenced
 
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact, TensorSpec
@@ -591,7 +589,9 @@ class PaddleInferencePredictor(Predictor):
         self._inputs = list(inputs)
         if _predictor is None:
             try:
-                with _native_stdout_silenced(not options.verbose):
+                # the oneDNN INT8 passes print summaries with std::cout, which would corrupt
+                # the stdout of commands that print JSON (glog alone is disabled elsewhere)
+                with fd_silenced(1, enabled=not options.verbose):
                     _predictor = inference.create_predictor(config)
             except Exception as exc:  # C++ errors arrive as ValueError/RuntimeError/...
                 raise UserError(
@@ -744,45 +744,6 @@ def collect_shape_ranges(model_file: str | Path, params_file: str | Path | None,
         raise UserError(f"Paddle did not write the shape range file '{out_file}'.",
                         "check that the folder is writable.")
     return out_file
-
-
-_STDOUT_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _native_stdout_silenced(silence: bool) -> Iterator[None]:
-    """Send the process's fd 1 to /dev/null while Paddle analyses the model.
-
-    disable_glog_info() silences glog, but the oneDNN INT8 passes print their summaries
-    ("quantized 2 conv2d ops", ...) with std::cout, which would corrupt the stdout of
-    commands that print JSON. Python-level output of other threads is lost meanwhile too.
-    The lock serializes predictor creation: two overlapping redirects would restore fd 1 to
-    /dev/null for good.
-    """
-    if not silence:
-        yield
-        return
-    with _STDOUT_LOCK:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 1)
-            yield
-        finally:
-            _flush_c_stdio()  # drain C/C++ buffers into /dev/null, not the restored fd 1
-            os.dup2(saved, 1)
-            os.close(saved)
-            os.close(devnull)
-
-
-def _flush_c_stdio() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).fflush(None)
-    except Exception:  # no libc symbol lookup on this platform: nothing buffered to lose
-        pass
 
 
 def _first_line(exc: BaseException) -> str:
