@@ -9,7 +9,7 @@ Use them from your own Paddle code too::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from paddleopt.stages.catalog import stage_types
 from paddleopt.utils.errors import UserError
@@ -18,46 +18,37 @@ from paddleopt.utils.errors import UserError
 COMPRESS_TYPES = stage_types("compress", "quantize")
 
 
-def plan(config: str | Path | dict, overrides: list[str] | None = None) -> Any:
-    """Validate a pipeline config (schema, stage configs, kind chain, extras) without running."""
+def plan(config: str | Path | dict, overrides: list[str] | None = None,
+         nproc: int | None = None, ips: list[str] | None = None,
+         stage_types: tuple[str, ...] | None = None) -> Any:
+    """Validate a pipeline config (schema, stage configs, kind chain, extras, evaluation
+    targets and their options) without running.
+
+    ``nproc`` / ``ips``: plan the stages that train (of ``stage_types``, default all) to run
+    in that many processes per node / on those nodes (``paddleopt.distributed.distribute``).
+    """
     from paddleopt.stages.pipeline import plan as make_plan
 
-    return make_plan(config, overrides)
+    the_plan = make_plan(config, overrides)
+    if nproc is not None or ips:
+        from paddleopt.distributed.launch import distribute
+
+        distribute(the_plan, nproc, ips, stage_types)
+    return the_plan
 
 
 def run(config: str | Path | dict, overrides: list[str] | None = None, resume: bool = False,
         until: str | None = None, evaluate: bool = True, nproc: int | None = None,
-        ips: list[str] | None = None) -> Any:
+        ips: list[str] | None = None, on_plan: Callable[[Any], None] | None = None) -> Any:
     """Plan, then run the pipeline; returns a RunResult (artifacts by stage id, report path).
 
     ``nproc`` / ``ips`` run every stage that trains (those with a ``fleet`` section) in that
     many processes per node / on those nodes, through ``paddle.distributed.launch``; the other
-    stages run once, here (see docs/DISTRIBUTED.md).
+    stages run once, here (see docs/DISTRIBUTED.md). ``on_plan(plan)`` is called once the
+    plan is validated, before any work (the CLI prints it).
     """
-    import logging
-
-    if not logging.getLogger("paddleopt").handlers:
-        from paddleopt.utils.logging import setup_logging
-
-        setup_logging()
-    from paddleopt.stages.pipeline import run as run_plan
-
-    overrides = launch_overrides(config, overrides, nproc, ips, None)
-    return run_plan(plan(config, overrides), resume=resume, until=until, evaluate=evaluate)
-
-
-def launch_overrides(config: str | Path | dict, overrides: list[str] | None,
-                     nproc: int | None = None, ips: list[str] | None = None,
-                     stage_types: tuple[str, ...] | None = None) -> list[str]:
-    """The overrides plus ``fleet.nproc`` / ``fleet.ips`` for the stages that train (of
-    ``stage_types``, default all); those stages then run under paddle.distributed.launch."""
-    from paddleopt.distributed.launch import check_not_externally_launched, distributed_overrides
-
-    check_not_externally_launched()
-    overrides = list(overrides or [])
-    if nproc is None and not ips:
-        return overrides
-    return overrides + distributed_overrides(plan(config, overrides), nproc, ips, stage_types)
+    return _run(config, overrides, nproc, ips, None, on_plan, resume=resume, until=until,
+                evaluate=evaluate)
 
 
 def run_until_type(config: str | Path | dict, overrides: list[str] | None, types: tuple[str, ...],
@@ -65,16 +56,38 @@ def run_until_type(config: str | Path | dict, overrides: list[str] | None, types
                    ips: list[str] | None = None) -> Any:
     """Run the stages up to the first (or last) stage whose type is in ``types``
     (``nproc``/``ips``: run the ones of those types that train distributed)."""
-    overrides = launch_overrides(config, overrides, nproc, ips, types)
-    the_plan = plan(config, overrides)
-    matches = [s.stage_id for s in the_plan.steps if s.type in types]
-    if not matches:
-        raise UserError(f"the pipeline has no {'/'.join(types)} stage.",
-                        "add one under 'stages:' or use `paddleopt run`.")
+
+    def until(the_plan: Any) -> str:
+        matches = [s.stage_id for s in the_plan.steps if s.type in types]
+        if not matches:
+            raise UserError(f"the pipeline has no {'/'.join(types)} stage.",
+                            "add one under 'stages:' or use `paddleopt run`.")
+        return matches[-1] if last else matches[0]
+
+    return _run(config, overrides, nproc, ips, types, None, resume=resume, until=until,
+                evaluate=False)
+
+
+def _run(config: str | Path | dict, overrides: list[str] | None, nproc: int | None,
+         ips: list[str] | None, stage_types: tuple[str, ...] | None,
+         on_plan: Callable[[Any], None] | None, resume: bool,
+         until: str | Callable[[Any], str] | None, evaluate: bool) -> Any:
+    import logging
+
+    from paddleopt.distributed.launch import check_not_externally_launched
     from paddleopt.stages.pipeline import run as run_plan
 
-    return run_plan(the_plan, resume=resume, until=matches[-1] if last else matches[0],
-                    evaluate=False)
+    if not logging.getLogger("paddleopt").handlers:
+        from paddleopt.utils.logging import setup_logging
+
+        setup_logging()
+    check_not_externally_launched()
+    the_plan = plan(config, overrides, nproc, ips, stage_types)
+    if callable(until):
+        until = until(the_plan)
+    if on_plan is not None:
+        on_plan(the_plan)
+    return run_plan(the_plan, resume=resume, until=until, evaluate=evaluate)
 
 
 def open_artifact(path: str | Path, shapes: dict[str, Any] | None = None) -> Any:

@@ -46,15 +46,11 @@ def _dist_args(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from paddleopt import api
 
-    overrides = api.launch_overrides(args.config, args.override, **_dist_args(args))
     if args.plan_only:
-        print(api.plan(args.config, overrides).describe())
+        print(api.plan(args.config, args.override, **_dist_args(args)).describe())
         return 0
-    the_plan = api.plan(args.config, overrides)
-    print(the_plan.describe(), flush=True)
-    from paddleopt.stages.pipeline import run
-
-    result = run(the_plan, resume=args.resume, until=args.until)
+    result = api.run(args.config, args.override, resume=args.resume, until=args.until,
+                     on_plan=lambda p: print(p.describe(), flush=True), **_dist_args(args))
     _print_done(result)
     return 0
 
@@ -183,15 +179,9 @@ def _artifact_arg(args: argparse.Namespace) -> Any:
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for text in args.option or []:
-        from paddleopt.config.loader import parse_override
+    from paddleopt.config.loader import apply_overrides
 
-        keys, value = parse_override(text)
-        node = options
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = value
+    options = apply_overrides({}, args.option or [])  # --option a.b=v: the -o syntax
     if args.threads is not None:
         options["threads"] = args.threads
     if getattr(args, "no_onednn", False):

@@ -3,12 +3,12 @@
 The pipeline itself stays single-process: planning, fingerprints, the temporary stage folder,
 lineage and the atomic rename all happen in the parent. When a stage's ``fleet`` config asks
 for more than one process, its ``run`` calls ``launch_stage``, which starts the launcher with
-``paddleopt/distributed/worker.py`` as the training script. Every rank rebuilds the plan from the
-resolved config, runs only that stage into the same temporary folder (rank 0 writes files,
-the others compute), rank 0 hands its manifest back through ``result.json`` and every rank
-leaves ``rank<N>.json`` (throughput, peak RSS) next to Paddle's ``workerlog.<N>``. The parent
-gathers them into ``manifest.metrics["distributed"]`` and the pipeline continues (export etc.
-run once, in the parent).
+``paddleopt/distributed/worker.py`` as the training script. Every rank builds the stage from
+its planned, typed config (no re-planning), runs only it into the same temporary folder (rank 0
+writes files, the others compute), rank 0 hands its manifest back through ``result.json`` and
+every rank leaves ``rank<N>.json`` (throughput, peak RSS) next to Paddle's ``workerlog.<N>``.
+The parent gathers them into ``manifest.metrics["distributed"]`` and the pipeline continues
+(export etc. run once, in the parent).
 
 On CPU the collective backend is gloo (``PADDLE_DISTRI_BACKEND=gloo``), on GPU NCCL.
 """
@@ -29,6 +29,7 @@ from paddleopt.utils.errors import UserError
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact, Manifest
     from paddleopt.stages.base import Stage, StageContext
+    from paddleopt.stages.pipeline import Plan
 
 WORKER_ENV = "PADDLEOPT_DIST_WORKER"  # set in every launched rank: do not launch again
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
@@ -127,6 +128,8 @@ def launch_stage(stage: Stage, src: Artifact | None, out_dir: Path, ctx: StageCo
     config["work_dir"] = str(Path(ctx.work_dir).resolve())
     spec = {
         "config": config, "stage_id": ctx.stage_id, "out_dir": str(Path(out_dir).resolve()),
+        # the stage as planned (typed config, defaults filled in): ranks do not re-plan
+        "stage": {"type": stage.name, "config": to_dict(stage.config)},
         "src": str(Path(src.path).resolve()) if src is not None else None,
         "artifacts": {k: str(Path(a.path).resolve()) for k, a in ctx.artifacts.items()},
         "resume": ctx.resume, "log_dir": str(log_dir),
@@ -239,39 +242,57 @@ def gather_rank_stats(log_dir: Path, fleet: FleetConfig, wall_seconds: float,
     }
 
 
-def distributed_overrides(the_plan: Any, nproc: int | None, ips: list[str] | None,
-                          stage_types: tuple[str, ...] | None = None) -> list[str]:
-    """``-o`` overrides that set fleet.nproc / fleet.ips on the stages that train.
+def distribute(the_plan: Plan, nproc: int | None, ips: list[str] | None,
+               stage_types: tuple[str, ...] | None = None) -> Plan:
+    """Set ``fleet.nproc`` / ``fleet.ips`` on the planned stages that train (in place).
 
     ``stage_types`` limits them to those stage types (``paddleopt train`` -> train). Stages
     with a ``fleet`` section (train) get ``fleet.*``; compression stages that fine-tune
     (prune, sparsify, distill, qat with a ``finetune`` recipe) get ``finetune.fleet.*``;
-    the others (export, ptq...) never run distributed.
+    the others (export, ptq...) never run distributed. The typed config, the resolved dict
+    (fingerprint, lineage) and the raw config (config.resolved.yaml, what the ranks receive)
+    all say the same, exactly as if the values had been written in the YAML.
     """
+    from paddleopt.config.schema import parse, to_dict
+
     if nproc is None and not ips:
-        return []
+        return the_plan
+    settings: dict[str, Any] = {}
+    if nproc is not None:
+        settings["nproc"] = int(nproc)
+    if ips:
+        settings["ips"] = list(ips)
     targets = []
     for step in the_plan.steps:
         if stage_types is not None and step.type not in stage_types:
             continue
         cfg = step.stage.config
         if hasattr(cfg, "fleet"):
-            targets.append(f"stages.{step.stage_id}.fleet")
+            targets.append((step, cfg, ("fleet",)))
         elif getattr(cfg, "finetune", None) is not None and hasattr(cfg.finetune, "fleet"):
-            targets.append(f"stages.{step.stage_id}.finetune.fleet")
+            targets.append((step, cfg.finetune, ("finetune", "fleet")))
     if not targets:
         kinds = "/".join(stage_types) if stage_types else "training"
         raise UserError(f"--nproc/--ips: the pipeline has no {kinds} stage that can run "
                         f"distributed (train, and compression stages that fine-tune).",
                         "drop --nproc/--ips, or add a train stage (or give the compression "
                         "stage a finetune recipe).")
-    out = []
-    for key in targets:
-        if nproc is not None:
-            out.append(f"{key}.nproc={int(nproc)}")
-        if ips:
-            out.append(f"{key}.ips={json.dumps(list(ips))}")
-    return out
+    for step, owner, path in targets:
+        fleet = parse(FleetConfig, {**to_dict(owner.fleet), **settings},
+                      path=f"stages.{step.stage_id}.{'.'.join(path)}", source=the_plan.source)
+        owner.fleet = fleet
+        step.stage.check(the_plan.config, step.stage_id)
+        step.config_dict = to_dict(step.stage.config)
+        for stages in (the_plan.raw["stages"], the_plan.config.stages):
+            node = stages.get(step.stage_id)
+            if not isinstance(node, dict):
+                node = stages[step.stage_id] = {}
+            for key in path:
+                if not isinstance(node.get(key), dict):
+                    node[key] = {}
+                node = node[key]
+            node.update(settings)
+    return the_plan
 
 
 def parse_ips(text: str | None) -> list[str]:

@@ -2,11 +2,12 @@
 
     python -m paddle.distributed.launch ... paddleopt/distributed/worker.py <log_dir>/launch.json
 
-It rebuilds the plan from the resolved config, runs the one stage named in the spec into the
-stage's temporary folder and reports back through files in the log folder:
-``result.json`` (rank 0: the manifest), ``rank<N>.json`` (every rank: throughput, peak RSS)
-and ``error.rank<N>.json`` when the stage fails. It is run as a file (the launcher needs a
-.py path), so it fixes ``sys.path`` before importing paddleopt.
+It builds the one stage named in the spec from its planned config (the parent planned and
+checked the whole pipeline; ranks do not plan again), runs it into the stage's temporary folder
+and reports back through files in the log folder: ``result.json`` (rank 0: the manifest),
+``rank<N>.json`` (every rank: throughput, peak RSS) and ``error.rank<N>.json`` when the stage
+fails. It is run as a file (the launcher needs a .py path), so it fixes ``sys.path`` before
+importing paddleopt.
 """
 from __future__ import annotations
 
@@ -57,19 +58,22 @@ def main(spec_file: str) -> int:
 
 def _run(spec: dict) -> object:
     from paddleopt.artifact import Artifact
+    from paddleopt.config.schema import parse
+    from paddleopt.config.sections import PipelineConfig
     from paddleopt.stages.base import StageContext
-    from paddleopt.stages.pipeline import plan
+    from paddleopt.stages.catalog import stage_class
 
-    the_plan = plan(spec["config"], source=f"{spec['log_dir']}/launch.json")
-    step = next((s for s in the_plan.steps if s.stage_id == spec["stage_id"]), None)
-    if step is None:
-        raise RuntimeError(f"stage '{spec['stage_id']}' is not in the launched config")
+    source = f"{spec['log_dir']}/launch.json"
+    pipeline = parse(PipelineConfig, spec["config"], source=source)
+    cls = stage_class(spec["stage"]["type"])
+    stage = cls(parse(cls.Config, spec["stage"]["config"], path=f"stages.{spec['stage_id']}",
+                      source=source))
     src = Artifact.open(spec["src"]) if spec.get("src") else None
-    ctx = StageContext(pipeline=the_plan.config, stage_id=step.stage_id,
+    ctx = StageContext(pipeline=pipeline, stage_id=spec["stage_id"],
                        work_dir=Path(spec["config"]["work_dir"]),
                        artifacts={k: Artifact.open(p) for k, p in spec["artifacts"].items()},
                        resume=bool(spec.get("resume")))
-    return step.stage.run(src, Path(spec["out_dir"]), ctx)
+    return stage.run(src, Path(spec["out_dir"]), ctx)
 
 
 def _rank_stats(rank: int, manifest: object) -> dict:

@@ -10,7 +10,7 @@ from paddleopt import api
 from paddleopt.config.schema import parse
 from paddleopt.distributed.config import FleetConfig
 from paddleopt.distributed.launch import (WORKER_SCRIPT, check_not_externally_launched,
-                                   distributed_overrides, launch_command, parse_ips)
+                                          launch_command, parse_ips)
 from paddleopt.distributed.runtime import strategy_dict
 from paddleopt.utils.errors import ConfigError, UserError
 
@@ -96,16 +96,28 @@ def test_strategy_dict_passes_degrees_amp_recompute():
     assert out["gradient_merge_configs"]["k_steps"] == 2
 
 
-def test_distributed_overrides_target_training_stages(tmp_path):
+def test_distribute_equals_writing_fleet_in_the_config(tmp_path):
+    """--nproc/--ips set the typed plan directly; the result is the plan the same values
+    written in the YAML give (config, resolved dict for the fingerprint, raw config)."""
+    from paddleopt.config.schema import to_dict
+    from paddleopt.stages.pipeline import fingerprint
+
     config = tiny_config(tmp_path)
-    the_plan = api.plan(config)
-    assert distributed_overrides(the_plan, 2, ["10.0.0.1", "10.0.0.2"]) == [
-        "stages.train.fleet.nproc=2", 'stages.train.fleet.ips=["10.0.0.1", "10.0.0.2"]']
-    assert distributed_overrides(the_plan, None, None) == []
+    ips = ["10.0.0.1", "10.0.0.2"]
+    typed = api.plan(config, nproc=2, ips=ips)
+    written = api.plan(config, ["stages.train.fleet.nproc=2",
+                                'stages.train.fleet.ips=["10.0.0.1", "10.0.0.2"]'])
+    assert typed.steps[0].stage.config.fleet.world_size == 4
+    assert typed.steps[0].config_dict == written.steps[0].config_dict
+    assert typed.raw == written.raw and to_dict(typed.config) == to_dict(written.config)
+    assert fingerprint(typed.steps[0], None, typed.config) == \
+        fingerprint(written.steps[0], None, written.config)
+    assert api.plan(config).steps[0].stage.config.fleet.nproc == 1  # config not mutated
+    assert api.plan(config, nproc=3).steps[0].stage.config.fleet.nproc == 3
     with pytest.raises(UserError, match="no export stage"):
-        distributed_overrides(the_plan, 2, None, ("export",))
-    planned = api.plan(config, api.launch_overrides(config, [], nproc=3))
-    assert planned.steps[0].stage.config.fleet.nproc == 3
+        api.plan(config, nproc=2, stage_types=("export",))
+    with pytest.raises(ConfigError, match="stages.train.fleet"):
+        api.plan(config, ips=["10.0.0.1", "10.0.0.1"])
     assert parse_ips(" 10.0.0.1, 10.0.0.2 ,") == ["10.0.0.1", "10.0.0.2"]
 
 
