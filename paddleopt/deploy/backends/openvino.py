@@ -118,7 +118,7 @@ def load(artifact: Artifact, options: Options) -> OpenVINOPredictor:
 
 def compile_config(options: Options) -> dict[str, Any]:
     """The CPU plugin properties for ``options`` (pure configuration, testable alone)."""
-    from paddleopt.deploy.bench import available_cores
+    from paddleopt.utils.machine import available_cores
 
     config: dict[str, Any] = {
         "INFERENCE_NUM_THREADS": options.threads or available_cores()}
