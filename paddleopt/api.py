@@ -321,6 +321,7 @@ def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
     import numpy as np
 
     from paddleopt.deploy.inputs import load_inputs
+    from paddleopt.deploy.outputs import top_k_classes
     from paddleopt.deploy.predictor import load_predictor
 
     if top_k < 1:
@@ -329,22 +330,13 @@ def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
     art = open_artifact(artifact).verify()
     predictor = load_predictor(art, backend, options)
     feeds, names = load_inputs(art, inputs)
-    logits = predictor.run(feeds)[0]
-    labels = art.manifest.labels
-    classes = int(np.prod(np.shape(logits)[1:]))
+    logits = np.asarray(predictor.run(feeds)[0])
+    classes = int(np.prod(logits.shape[1:]))
     if top_k > classes:
         raise UserError(f"top_k is {top_k}, but the model scores {classes} classes.",
                         f"pass --top-k {classes} or less.")
-    results = []
-    for name, row in zip(names, logits):
-        row = np.asarray(row, dtype=np.float64).reshape(-1)
-        probs = np.exp(row - row.max())
-        probs /= probs.sum()
-        order = np.argsort(-probs)[:top_k]
-        results.append({"input": name, "predictions": [
-            {"class_id": int(i), "label": labels[i] if i < len(labels) else str(int(i)),
-             "score": float(probs[i])} for i in order]})
-    return results
+    best = top_k_classes(logits.reshape(len(logits), -1), art.manifest.labels, top_k)
+    return [{"input": name, "predictions": preds} for name, preds in zip(names, best)]
 
 
 def serve(artifact: str | Path | None = None, ready: Any = None, **settings: Any) -> None:

@@ -1,12 +1,25 @@
 """Turn raw user inputs (image files, .npy/.npz tensors) into feeds for an artifact."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from paddleopt.utils.errors import UserError
+
+
+def name_mismatch(names: Iterable[str], specs: list[Any]) -> tuple[list[str], list[str]]:
+    """(model inputs missing from ``names``, names the model does not take)."""
+    names = list(names)
+    wanted = [s.name for s in specs]
+    return [n for n in wanted if n not in names], [n for n in names if n not in wanted]
+
+
+def shape_fits(shape: Sequence[int], expected: Sequence[int]) -> bool:
+    """``shape`` has the rank of ``expected`` and matches it where that is not -1."""
+    return len(shape) == len(expected) and all(e in (-1, g) for e, g in zip(expected, shape))
 
 
 def load_inputs(artifact: Any, inputs: list[str]) -> tuple[list[np.ndarray], list[str]]:
@@ -35,7 +48,7 @@ def _tensor_inputs(manifest: Any, inputs: list[str]) -> tuple[list[np.ndarray], 
     for path in inputs:
         data = _load_array_file(path)
         if isinstance(data, dict):
-            missing = [s.name for s in specs if s.name not in data]
+            missing, _ = name_mismatch(data, specs)
             if missing:
                 raise UserError(f"'{path}' lacks inputs {missing} (has {sorted(data)}).",
                                 "save one array per model input, named as the model's inputs.")
@@ -100,8 +113,7 @@ def checked_tensor(arr: np.ndarray, spec: Any, where: str,
         raise UserError(f"{where}: holds no samples (shape {list(arr.shape)}).",
                         "save at least one sample.")
     expected = list(spec.shape)
-    if check_shape and (arr.ndim != len(expected) or
-                        any(e not in (-1, g) for e, g in zip(expected, arr.shape))):
+    if check_shape and not shape_fits(arr.shape, expected):
         raise UserError(f"{where}: shape {list(arr.shape)} does not fit the model's "
                         f"{spec.name} {expected}.", "save arrays with that shape (-1: any).")
     return arr

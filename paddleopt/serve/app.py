@@ -17,8 +17,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from paddleopt.serve.inputs import (BINARY_TYPES, RequestError, check_arrays, parse_binary,
-                                    parse_body, predictions)
+from paddleopt.serve.inputs import (BINARY_TYPES, RequestError, check_arrays, decode_json,
+                                    parse_binary, parse_body, predictions)
 from paddleopt.serve.metrics import STATUS_CLIENT_GONE
 
 log = logging.getLogger("paddleopt.serve")
@@ -64,17 +64,6 @@ async def read_body(request: Any, limit: int, timeout_s: float | None = None) ->
 async def read_json(request: Any, limit: int, timeout_s: float | None = None) -> Any:
     """The decoded JSON body, refusing more than ``limit`` bytes before reading them all."""
     return decode_json(await read_body(request, limit, timeout_s))
-
-
-def decode_json(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"the body is not valid JSON ({exc}).",
-                           "send a JSON object with Content-Type: application/json.") from None
-    except RecursionError:  # [[[[... nested deeper than the interpreter's stack
-        raise RequestError(400, "the JSON body is nested too deeply.",
-                           "send tensors as nested lists no deeper than their rank.") from None
 
 
 def has_booleans(data: bytes) -> bool:

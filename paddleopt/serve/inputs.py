@@ -29,10 +29,14 @@ import binascii
 import functools
 import importlib
 import io
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from paddleopt.deploy.inputs import name_mismatch, shape_fits
+from paddleopt.deploy.outputs import top_k_classes
 
 # The text pipeline (paddleopt/text) provides this function; until it exists, text requests
 # get a 501 that says so. Contract: texts_to_feeds(texts: list[str], preprocess: dict
@@ -129,9 +133,7 @@ def _tensor_feeds(value: Any, manifest: Any, booleans: bool = True) -> list[np.n
     if not isinstance(value, dict):
         raise RequestError(422, "'inputs' must map input names to nested lists.",
                            _expected(manifest))
-    names = [s.name for s in specs]
-    missing = [n for n in names if n not in value]
-    extra = [n for n in value if n not in names]
+    missing, extra = name_mismatch(value, specs)
     if missing or extra:
         raise RequestError(422, f"inputs do not match the model: missing {missing}, unknown "
                            f"{extra}.", _expected(manifest))
@@ -174,8 +176,7 @@ def _holds_bool(value: Any) -> bool:
 
 def _check_shape(arr: np.ndarray, spec: Any) -> None:
     expected = list(spec.shape)
-    ok = arr.ndim == len(expected) and all(e in (-1, g) for e, g in zip(expected, arr.shape))
-    if not ok:
+    if not shape_fits(arr.shape, expected):
         raise RequestError(422, f"input '{spec.name}' has shape {list(arr.shape)}, the model "
                            f"takes {expected} (-1: any size).",
                            "reshape it; the first dimension is the batch (wrap a single "
@@ -257,6 +258,17 @@ def _text_feeds(value: Any, manifest: Any, max_rows: int) -> list[np.ndarray]:
     return feeds
 
 
+def decode_json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"the body is not valid JSON ({exc}).",
+                           "send a JSON object with Content-Type: application/json.") from None
+    except RecursionError:  # [[[[... nested deeper than the interpreter's stack
+        raise RequestError(400, "the JSON body is nested too deeply.",
+                           "send tensors as nested lists no deeper than their rank.") from None
+
+
 def _first(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -284,14 +296,7 @@ def predictions(output: np.ndarray, labels: list[str], top_k: int) -> list[list[
                            "drop top_k and read 'outputs'.")
     if top_k > logits.shape[1]:
         raise _top_k_error(top_k, logits.shape[1])
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    out = []
-    for row in probs:
-        order = np.argsort(-row)[:top_k]
-        out.append([{"class_id": int(i), "label": labels[i] if i < len(labels) else str(int(i)),
-                     "score": float(row[i])} for i in order])
-    return out
+    return top_k_classes(logits, labels, top_k)
 
 
 BINARY_TYPES = ("application/x-npy", "application/x-npz", "application/octet-stream")
@@ -322,9 +327,7 @@ def parse_binary(content_type: str, data: bytes, headers: Any, manifest: Any, ma
 def check_arrays(arrays: dict[str, np.ndarray], manifest: Any, max_rows: int, top_k: int = 0,
                  what: str = "the inputs") -> ParsedRequest:
     """Arrays by input name (an .npz, a v2 infer request) checked like every other body."""
-    names = [s.name for s in manifest.io.inputs]
-    missing = [n for n in names if n not in arrays]
-    extra = [n for n in arrays if n not in names]
+    missing, extra = name_mismatch(arrays, manifest.io.inputs)
     if missing or extra:
         raise RequestError(422, f"{what} do not match the model's inputs: missing "
                            f"{missing}, unknown {extra}.", _expected_binary(manifest))

@@ -52,7 +52,7 @@ def model_metadata(name: str, version: Any, platform: str) -> dict[str, Any]:
 def parse_infer(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
                                                                  dict[str, np.ndarray]]:
     """(the JSON request, its input arrays by name) from an /infer body."""
-    from paddleopt.serve.app import decode_json
+    from paddleopt.serve.inputs import decode_json
 
     if header_length is not None:
         try:
