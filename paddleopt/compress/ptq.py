@@ -239,7 +239,7 @@ def _check_options(algo: str, weight_quantize_type: str,
     return ALGOS[key]
 
 
-def _check_skip(model_file: Path, skip: Sequence[str], op_types: Sequence[str]) -> None:
+def check_skip_tensors(model_file: Path, skip: Sequence[str], op_types: Sequence[str]) -> None:
     """Every skip entry must be a tensor of the program; list useful names otherwise."""
     from paddleopt.artifact.program import read_program
 
@@ -307,7 +307,7 @@ def quantize_post_static(
     if any(f.get("lod_level") for f in feeds):
         raise UserError(f"'{model_file}' has LoD (variable-length sequence) inputs, which "
                         "static PTQ cannot feed.", "export the model with padded dense inputs.")
-    _check_skip(model_file, skip_tensors, quantizable_op_types)
+    check_skip_tensors(model_file, skip_tensors, quantizable_op_types)
     batches = calibration_batches(calibration, feeds, batch_size=batch_size,
                                   batch_nums=batch_nums, preprocess=preprocess)
     out_dir = Path(out_dir)

@@ -14,14 +14,17 @@ if TYPE_CHECKING:
     from paddleopt.stages.base import StageContext
 
 
-class DataMixin:
-    """Calibration and evaluation data of one ptq run (part of ``search.PTQRun``)."""
+class PTQData:
+    """Calibration and evaluation data of one ptq run.
 
-    cfg: PTQConfig
-    src: Artifact
-    ctx: StageContext
-    data: Any
-    preprocess: dict[str, Any]
+    ``preprocess`` is the image preprocessing the result records: the input model's, or the
+    one declared for calibration from an image folder (set by ``calibration``).
+    """
+
+    def __init__(self, cfg: PTQConfig, src: Artifact, ctx: StageContext | None) -> None:
+        self.cfg, self.src, self.ctx = cfg, src, ctx
+        self.data: Any = None  # the pipeline's data bundle, built on first use
+        self.preprocess: dict[str, Any] = dict(src.manifest.preprocess)
 
     def pipeline_data(self) -> Any:
         if self.data is None:

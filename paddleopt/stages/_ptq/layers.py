@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -12,27 +12,32 @@ from paddleopt.stages._ptq.config import SKIPPABLE
 
 if TYPE_CHECKING:
     from paddleopt.stages._ptq.config import PTQConfig
+    from paddleopt.stages._ptq.data import PTQData
     from paddleopt.stages.base import StageContext
 
 MATMULS = ("mul", "matmul", "matmul_v2")
 
 
-class LayersMixin:
-    """PTQ runs and layer sensitivity of one ptq run (part of ``search.PTQRun``)."""
+class Quantizer:
+    """PTQ runs of one ptq stage's input, and which of its layers can stay fp32 (sensitivity).
 
-    cfg: PTQConfig
-    src: Artifact
-    out_dir: Path
-    ctx: StageContext
-    preprocess: dict[str, Any]
-    sensitivity: dict[str, list[dict]]
+    ``fp32_predictor`` gives the (shared, cached) fp32 predictor the sensitivity is measured
+    against.
+    """
+
+    def __init__(self, cfg: PTQConfig, src: Artifact, out_dir: Path, ctx: StageContext | None,
+                 data: PTQData, fp32_predictor: Callable[[], Any]) -> None:
+        self.cfg, self.src, self.out_dir, self.ctx = cfg, src, out_dir, ctx
+        self.data = data
+        self.fp32_predictor = fp32_predictor
+        self.sensitivity: dict[str, list[dict]] = {}  # algo -> ranked layers
 
     def quantize(self, folder: Path, algo: str, skip: list[str], batch_nums: int | None = None,
                  op_types: list[str] | None = None) -> Any:
         from paddleopt.compress.ptq import quantize_post_static
 
         cfg, cal = self.cfg, self.cfg.calibration
-        source, kwargs = self.calibration()
+        source, kwargs = self.data.calibration()
         nums = -(-cal.count // cal.batch_size)
         return quantize_post_static(
             self.src.path, folder, source, algo=algo, batch_size=cal.batch_size,
@@ -45,7 +50,7 @@ class LayersMixin:
         manifest = self.src.manifest.derive(
             kind="inference", precision="int8", quantization=quantization,
             files={"model": "model.pdmodel", "params": "model.pdiparams"},
-            preprocess=self.preprocess)
+            preprocess=self.data.preprocess)
         return Artifact(folder, manifest)
 
     def layers(self) -> list[dict[str, str]]:
@@ -95,7 +100,7 @@ class LayersMixin:
         layers = self.layers()
         self.ctx.log.info("[%s] measuring the quantization sensitivity of %d layers (%s)",
                           self.ctx.stage_id, len(layers), algo)
-        data = self.eval_set()
+        data = self.data.eval_set()
         assert data is not None
         x, y = data
         x = [f[:self.cfg.sensitivity_samples] for f in x]

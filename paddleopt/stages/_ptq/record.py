@@ -10,18 +10,18 @@ from paddleopt.utils.errors import StageError
 
 if TYPE_CHECKING:
     from paddleopt.stages._ptq.config import PTQConfig
+    from paddleopt.stages._ptq.data import PTQData
+    from paddleopt.stages._ptq.layers import Quantizer
     from paddleopt.stages.base import StageContext
 
 
-class RecordMixin:
-    """What one ptq run writes (part of ``search.PTQRun``)."""
+class Recorder:
+    """What one ptq run writes: candidates.json/.png, the chosen model and its manifest."""
 
-    cfg: PTQConfig
-    src: Artifact
-    out_dir: Path
-    ctx: StageContext
-    sensitivity: dict[str, list[dict]]
-    made: dict[int, Artifact]
+    def __init__(self, cfg: PTQConfig, src: Artifact, out_dir: Path, ctx: StageContext,
+                 data: PTQData, quantizer: Quantizer) -> None:
+        self.cfg, self.src, self.out_dir, self.ctx = cfg, src, out_dir, ctx
+        self.data, self.quantizer = data, quantizer
 
     def write_record(self, results: list[dict], baseline: dict) -> None:
         import json
@@ -33,7 +33,7 @@ class RecordMixin:
                       "batch_size": self.cfg.latency.batch_size,
                       "threads": self.cfg.latency.threads},
                   "candidates": results,
-                  "sensitivity": self.sensitivity}
+                  "sensitivity": self.quantizer.sensitivity}
         (self.out_dir / "candidates.json").write_text(json.dumps(record, indent=1,
                                                                  default=str))
         if any("latency_ms" in r for r in results):
@@ -41,14 +41,17 @@ class RecordMixin:
                             self.out_dir / "candidates.png",
                             title=f"PTQ candidates (batch {self.cfg.latency.batch_size})")
 
-    def finish(self, chosen: dict, results: list[dict], baseline: dict) -> Manifest:
+    def finish(self, chosen: dict, made: Artifact, results: list[dict], baseline: dict
+               ) -> Manifest:
+        """Copy the ``chosen`` candidate's model (``made``) into the stage folder and
+        complete its manifest: final accuracy, latency, int8 evidence."""
         from paddleopt.stages import _int8
 
         cfg, ctx = self.cfg, self.ctx
         folder = self.out_dir / chosen["folder"]
         for name in ("model.pdmodel", "model.pdiparams"):
             shutil.copy2(folder / name, self.out_dir / name)
-        manifest = self.made[chosen["index"]].manifest
+        manifest = made.manifest
         manifest.files = {"model": "model.pdmodel", "params": "model.pdiparams",
                           "candidates": "candidates.json"}
         if (self.out_dir / "candidates.png").is_file():
@@ -56,7 +59,7 @@ class RecordMixin:
         if not cfg.keep_candidates:
             shutil.rmtree(self.out_dir / "candidates", ignore_errors=True)
         art = Artifact(self.out_dir, manifest)
-        final = self.eval_set(final=True)
+        final = self.data.eval_set(final=True)
         metrics: dict[str, Any] = {
             "candidates": [{k: v for k, v in r.items() if k != "folder"} for r in results],
             "chosen": chosen["name"], "max_accuracy_drop": cfg.max_accuracy_drop,
@@ -71,7 +74,7 @@ class RecordMixin:
             x, y = final
             int8_pred = _int8.predictor(art, cfg.latency.threads)
             acc = _int8.accuracy(int8_pred, x, y)
-            fp32_logits = _int8.logits(self.fp32_predictor(), x)
+            fp32_logits = _int8.logits(self.quantizer.fp32_predictor(), x)
             fp32_acc = float((fp32_logits.argmax(-1) == y).mean())
             metrics.update(accuracy=acc, fp32_accuracy=fp32_acc, eval_samples=int(len(y)),
                            accuracy_drop=round(fp32_acc - acc, 6))
@@ -82,7 +85,7 @@ class RecordMixin:
                 metrics[key] = self.src.manifest.metrics[key]
         manifest.metrics.update(metrics)
         if cfg.verify_int8:
-            names = self.input_names()
+            names = self.data.input_names()
             sample = final[0] if final is not None else None
             manifest.checks["int8"] = _int8.verify_int8(
                 self.out_dir, ctx, sample, names,

@@ -7,23 +7,30 @@ from typing import Any
 
 from paddleopt.artifact import Artifact, Manifest
 from paddleopt.stages._ptq.config import CandidateConfig, PTQConfig
-from paddleopt.stages._ptq.data import DataMixin
-from paddleopt.stages._ptq.layers import LayersMixin
-from paddleopt.stages._ptq.record import RecordMixin, pct
+from paddleopt.stages._ptq.data import PTQData
+from paddleopt.stages._ptq.layers import Quantizer
+from paddleopt.stages._ptq.record import Recorder, pct
 from paddleopt.stages.base import StageContext
 from paddleopt.utils.errors import StageError, UserError
 
 
-class PTQRun(DataMixin, LayersMixin, RecordMixin):
-    """One execution of the ptq stage (state shared by the candidate measurements)."""
+class PTQRun:
+    """One execution of the ptq stage: measures candidates against fp32 and chooses one.
+
+    Its parts are explicit objects: ``data`` (calibration and held-out data), ``quantizer``
+    (PTQ runs, layer sensitivity) and ``recorder`` (what the stage writes).
+    """
 
     def __init__(self, cfg: PTQConfig, src: Artifact, out_dir: Path, ctx: StageContext) -> None:
         self.cfg, self.src, self.out_dir, self.ctx = cfg, src, out_dir, ctx
-        self.data: Any = None
-        self.preprocess: dict[str, Any] = dict(src.manifest.preprocess)
-        self.sensitivity: dict[str, list[dict]] = {}  # algo -> ranked layers
+        self.data = PTQData(cfg, src, ctx)
+        self.quantizer = Quantizer(cfg, src, out_dir, ctx, self.data, self.fp32_predictor)
+        self.recorder = Recorder(cfg, src, out_dir, ctx, self.data, self.quantizer)
         self.made: dict[int, Artifact] = {}  # candidate index -> its (unsaved) artifact
         self._fp32_pred: Any = None
+
+    def has_activation_matmuls(self) -> bool:
+        return self.quantizer.has_activation_matmuls()
 
     # -- measuring ----------------------------------------------------------------------------
     def fp32_predictor(self) -> Any:
@@ -60,16 +67,16 @@ class PTQRun(DataMixin, LayersMixin, RecordMixin):
 
     # -- the search ---------------------------------------------------------------------------
     def execute(self) -> Manifest:
-        from paddleopt.compress.ptq import _check_skip
+        from paddleopt.compress.ptq import check_skip_tensors
 
         cfg, ctx = self.cfg, self.ctx
         budget = cfg.max_accuracy_drop
         # A wrong tensor name is a config mistake shared by every candidate: fail at once,
         # with the list of quantizable ops and their inputs.
-        candidates = cfg.candidate_list(attention=self.has_activation_matmuls())
-        _check_skip(self.src.file("model"), [*cfg.skip_tensors, *(
+        candidates = cfg.candidate_list(attention=self.quantizer.has_activation_matmuls())
+        check_skip_tensors(self.src.file("model"), [*cfg.skip_tensors, *(
             t for c in candidates for t in c.skip_tensors)], cfg.quantizable_op_types)
-        data = self.eval_set()
+        data = self.data.eval_set()
         if budget is not None and data is None:
             raise StageError("max_accuracy_drop needs labelled evaluation data.",
                              "set evaluation.source: pipeline or npz.")
@@ -142,14 +149,14 @@ class PTQRun(DataMixin, LayersMixin, RecordMixin):
             if budget is not None:
                 chosen["reason"] += " -> chosen" + (" (first that fits)" if cfg.search ==
                                                    "first_fit" else " (fastest that fits)")
-        self.write_record(results, baseline)
+        self.recorder.write_record(results, baseline)
         if chosen is None:
             tried = "; ".join(f"{r['name']}: {r.get('reason')}" for r in results)
             raise StageError(
                 f"no PTQ candidate fits max_accuracy_drop {pct(budget)} ({tried}).",
                 f"raise max_accuracy_drop, add candidates (skip_sensitive, qat), or calibrate "
                 f"with more data; what was tried: {self.out_dir / 'candidates.json'}")
-        return self.finish(chosen, results, baseline)
+        return self.recorder.finish(chosen, self.made[chosen["index"]], results, baseline)
 
     def make_candidate(self, cand: CandidateConfig, folder: Path, row: dict[str, Any]
                        ) -> Artifact | None:
@@ -160,20 +167,20 @@ class PTQRun(DataMixin, LayersMixin, RecordMixin):
         ops = cand.onednn_int8_ops or cfg.onednn_int8_ops
         skip = list(dict.fromkeys([*cfg.skip_tensors, *cand.skip_tensors]))
         if cand.skip_sensitive:
-            if not self.layers():
+            if not self.quantizer.layers():
                 row.update(status="skipped", reason="no layer can stay fp32 (only "
                            "convolutions can be skipped; see ptq layers)")
                 return None
-            sensitive = self.sensitive_layers(algo, cand.skip_sensitive)
+            sensitive = self.quantizer.sensitive_layers(algo, cand.skip_sensitive)
             row["skipped_layers"] = sensitive
             skip = list(dict.fromkeys([*skip, *sensitive]))
         row["skip_tensors"] = skip
-        ineffective = self.matmul_skips(skip)
+        ineffective = self.quantizer.matmul_skips(skip)
         if ineffective:
             row["note"] = (f"skipping {', '.join(ineffective)} has no effect under oneDNN "
                            f"INT8 (matmul/mul ops are fused into INT8 fc ops anyway)")
             self.ctx.log.warning("[%s] %s", self.ctx.stage_id, row["note"])
-        report = self.quantize(folder, algo, skip)
+        report = self.quantizer.quantize(folder, algo, skip)
         quant = {"method": "ptq", "algo": algo, "skip_tensors": skip,
                  "weight_quantize_type": report.weight_quantize_type,
                  "onnx_format": report.onnx_format, "calibration": {
@@ -186,7 +193,7 @@ class PTQRun(DataMixin, LayersMixin, RecordMixin):
                  "onednn_fixes": report.onednn_fixes, "onednn_int8_ops": ops}
         row["quantized_compute_ops"] = report.quant.get("quantized_compute_ops")
         row["unquantized_compute_ops"] = report.quant.get("unquantized_compute_ops")
-        return self.int8_artifact(folder, quant)
+        return self.quantizer.int8_artifact(folder, quant)
 
     def make_qat(self, folder: Path, row: dict[str, Any]) -> Artifact | None:
         from paddleopt.stages import _int8
@@ -205,7 +212,7 @@ class PTQRun(DataMixin, LayersMixin, RecordMixin):
         row["checkpoint"] = str(ckpt.path)
         qat_cfg = QATStageConfig(weight_quantize_type=cfg.weight_quantize_type,
                                  onnx_format=cfg.qat.onnx_format, finetune=cfg.qat.finetune)
-        info = run_qat(ckpt, folder, self.pipeline_data(), qat_cfg, self.ctx)
+        info = run_qat(ckpt, folder, self.data.pipeline_data(), qat_cfg, self.ctx)
         program = info["program"]
         quant = {"method": "qat", **info["config"], "checkpoint": str(ckpt.path),
                  "quant_ops": program.get("quant_ops"),
@@ -214,4 +221,4 @@ class PTQRun(DataMixin, LayersMixin, RecordMixin):
                  "onednn_fixes": program.get("onednn_fixes", []),
                  "onednn_int8_ops": row["onednn_int8_ops"]}
         row["quantized_compute_ops"] = program.get("quantized_compute_ops")
-        return self.int8_artifact(folder, quant)
+        return self.quantizer.int8_artifact(folder, quant)
