@@ -109,7 +109,7 @@ def candidates(artifact: Artifact, request: DeployRequest,
                extra: list[str | Path] | None = None) -> list[Candidate]:
     from paddleopt.deploy.backends import openvino
     from paddleopt.deploy.backends.paddle_inference import cpu_has_bf16
-    from paddleopt.deploy.bench import available_cores
+    from paddleopt.utils.machine import available_cores
     from paddleopt.deploy.matrix import siblings
 
     if request.target not in TARGETS:
@@ -250,7 +250,7 @@ def time_candidates(cands: list[Candidate], loaded: dict[str, Any], feeds: list[
 def deploy(artifact: Artifact, request: DeployRequest, out_file: str | Path | None = None,
            extra: list[str | Path] | None = None, progress: Any = None) -> dict[str, Any]:
     """Measure, choose, re-check, write ``deployment.json``; returns its content."""
-    from paddleopt.deploy.bench import machine_info
+    from paddleopt.utils.machine import machine_info
     from paddleopt.deploy.predictor import load_predictor
 
     problem = request.validate()
