@@ -414,7 +414,7 @@ def resolve(path: str | Path, backend: str | None, options: dict[str, Any] | Non
     if backend is not None or options:
         return Path(path), backend, options, None
     from paddleopt.artifact import Artifact
-    from paddleopt.deploy.matrix import model_key
+    from paddleopt.artifact.workdir import model_key
 
     try:
         same = model_key(Artifact.open(path)) == model_key(Artifact.open(target))
