@@ -131,10 +131,16 @@ def candidates(artifact: Artifact, request: DeployRequest,
                                      run_precision))
 
             if kind == "inference":
-                add(f"pi{tag}", "paddle_inference", {"onednn": True}, precision)
-                if precision == "fp32" and bf16:
-                    add("pi-bf16", "paddle_inference", {"onednn": True, "onednn_bf16": True},
-                        "bf16")
+                # With several threads, idle OpenMP workers either spin (the default: low
+                # latency on a quiet machine) or sleep at once (blocktime 0: much faster
+                # when other processes want the cores); both are measured.
+                spins = [("", {})] + ([("-bt0", {"omp_blocktime_ms": 0})] if t > 1 else [])
+                for suffix, omp in spins:
+                    add(f"pi{tag}{suffix}", "paddle_inference", {"onednn": True, **omp},
+                        precision)
+                    if precision == "fp32" and bf16:
+                        add(f"pi-bf16{suffix}", "paddle_inference",
+                            {"onednn": True, "onednn_bf16": True, **omp}, "bf16")
                 if precision == "fp32" and ov:
                     add("ov", "openvino", {"precision": "fp32"}, "fp32")
                     if bf16:

@@ -75,6 +75,22 @@ def test_infer_and_serve_use_the_deployment_by_default(deployed, work, tmp_path)
         [r["predictions"][0]["class_id"] for r in plain]
 
 
+def test_candidates_with_two_threads_include_the_openmp_and_streams_switches(work):
+    from paddleopt.artifact import Artifact
+
+    export = Artifact.open(work / "02_export")
+    names = {c.name: c for c in auto.candidates(
+        export, auto.DeployRequest(threads=[1, 2], workload="throughput"))}
+    assert names["pi-bt0-t2"].options == {"onednn": True, "omp_blocktime_ms": 0, "threads": 2}
+    assert "pi-bt0-t1" not in names  # one thread: nothing waits
+    from paddleopt.deploy.backends import openvino
+
+    if openvino.is_available():
+        assert names["ov-2streams-t2"].options["streams"] == 2
+    with pytest.raises(UserError, match="cannot be measured"):
+        auto.candidates(export, auto.DeployRequest(target="gpu"))  # type: ignore[arg-type]
+
+
 def test_an_unrelated_model_ignores_the_deployment(work, tmp_path):
     from tiny_models import make_cnn, save_inference
 

@@ -121,6 +121,20 @@ def test_new_executor_matches_and_fast_path_keeps_conversions(cnn):
     assert np.abs(predictor.run([cnn["x"].tolist()])[0] - cnn["expected"]).max() < 1e-4
 
 
+def test_omp_blocktime_is_set_in_the_running_thread(cnn):
+    predictor = load(cnn["path"], threads=2, omp_blocktime_ms=0)
+    assert predictor.describe()["omp_blocktime_ms"] == 0
+    results = []
+    worker = threading.Thread(target=lambda: results.append(
+        (predictor.run([cnn["x"]])[0], pib._omp_library().kmp_get_blocktime())))
+    worker.start()
+    worker.join()
+    out, blocktime = results[0]
+    assert blocktime == 0 and np.abs(out - cnn["expected"]).max() < 1e-4
+    with pytest.raises(ConfigError, match="omp_blocktime_ms"):
+        parse_options("paddle_inference", {"omp_blocktime_ms": -1})
+
+
 def test_wrong_number_of_inputs_is_a_user_error(cnn):
     predictor = load(cnn["path"], threads=1)
     with pytest.raises(UserError, match="takes 1 input"):

@@ -136,6 +136,13 @@ class Options:
             inference.py): 1.17x at batch 1, 1.8x at batch 32; bf16 keeps 8 mantissa bits,
             so check the accuracy (bench prints it). fp32 artifacts only.
         ir_optim: graph optimization passes (operator fusion etc.).
+        omp_blocktime_ms: how long Paddle's idle Intel OpenMP threads spin before sleeping
+            (kmp_set_blocktime, set in each thread that runs this predictor); None = the
+            OpenMP default (200 ms). Only matters with threads > 1. 0 suits a machine with
+            more runnable threads than cores: there a spinning worker holds a core the other
+            worker needs, and 2-thread batch-1 calls of the quickstart CNN took 3.9 ms with
+            the default and 0.65 ms with 0 (load average 18 on 2 cores). On a quiet machine
+            spinning keeps multi-thread latency low; measure (paddleopt deploy tries both).
         new_executor: run the program with Paddle's newer InterpreterCore instead of the
             NaiveExecutor (enable_new_executor). On the quickstart CNN at batch 1 it cut
             the per-call time (benchmarks/pi_call_cost.py); off by default until it has been
@@ -159,6 +166,7 @@ class Options:
     onednn_bf16: bool = False
     ir_optim: bool = True
     new_executor: bool = False
+    omp_blocktime_ms: int | None = None
     memory_optim: bool = True
     ir_debug: bool = False
     verbose: bool = False
@@ -170,6 +178,9 @@ class Options:
     def validate(self) -> tuple[str, str] | None:
         if self.threads < 0:
             return "threads must be >= 0", "set threads: 0 (all cores) or a positive count."
+        if self.omp_blocktime_ms is not None and self.omp_blocktime_ms < 0:
+            return ("omp_blocktime_ms must be >= 0", "use 0 (sleep at once), a number of ms, "
+                    "or null for the OpenMP default.")
         if self.onednn_cache_capacity < 0:
             return ("onednn_cache_capacity must be >= 0",
                     "set it to the number of input shapes to cache (0 = unlimited).")
@@ -606,6 +617,9 @@ class PaddleInferencePredictor(Predictor):
         self._output_handles = [_predictor.get_output_handle(n) for n in self._output_names]
         # Resolved once: run() is on every request's path, and on a small model the Python
         # around Paddle's run() was ~20 us of a ~150 us call (benchmarks/pi_call_cost.py).
+        self._blocktime = options.omp_blocktime_ms
+        if self._blocktime is not None:
+            _omp_library()  # fail at load time, not at the first request
         specs = {s.name: s for s in self._inputs}
         self._feed_plan = [(name, self._input_handles[name], _declared_dtype(specs.get(name)))
                            for name in self._feed_names()]
@@ -638,6 +652,10 @@ class PaddleInferencePredictor(Predictor):
                     and (dtype is None or feed.dtype == dtype)):
                 feed = np.ascontiguousarray(feed, dtype=dtype)
             handle.copy_from_cpu(feed)
+        if self._blocktime is not None and getattr(_THREAD, "blocktime", None) != \
+                self._blocktime:
+            _omp_library().kmp_set_blocktime(self._blocktime)  # per calling thread
+            _THREAD.blocktime = self._blocktime
         try:
             self._predictor.run()
         except Exception as exc:
@@ -659,10 +677,29 @@ class PaddleInferencePredictor(Predictor):
         info = describe_config(self.config)
         info["onednn_bf16"] = bool(self.options.onednn_bf16 and info["onednn"])
         info["new_executor"] = self.options.new_executor  # the Config has no getter for it
+        info["omp_blocktime_ms"] = self._blocktime
         info.update(backend=self.backend, precision=self.precision,
                     onednn_int8_ops=self.int8_ops if info["onednn_int8"] else None,
                     input_names=self._input_names, output_names=self._output_names)
         return info
+
+
+_THREAD = threading.local()
+
+
+def _omp_library() -> Any:
+    """Paddle's Intel OpenMP runtime (paddle/libs/libiomp5.so, already loaded by paddle)."""
+    import ctypes
+
+    paddle = sys.modules.get("paddle")
+    folder = Path(paddle.__file__).parent / "libs" if paddle is not None else None
+    lib = folder / "libiomp5.so" if folder is not None else None
+    if lib is None or not lib.is_file():
+        raise UserError("omp_blocktime_ms needs Paddle's Intel OpenMP runtime (libiomp5.so), "
+                        "which this paddle build does not ship.",
+                        "remove omp_blocktime_ms (or set KMP_BLOCKTIME / OMP_WAIT_POLICY for "
+                        "your OpenMP runtime).")
+    return ctypes.CDLL(str(lib))
 
 
 def _declared_dtype(spec: TensorSpec | None) -> np.dtype | None:
