@@ -31,6 +31,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
+import sys
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
