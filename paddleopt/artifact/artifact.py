@@ -57,7 +57,7 @@ class Artifact:
                 f"artifact '{self.path}' ({self.kind}) has no '{role}' file in its manifest "
                 f"(it has: {', '.join(self.manifest.files) or 'none'}).",
                 "use an artifact of the kind this command expects.")
-        full = self.path / rel
+        full = self._inside(role, rel)
         if not full.exists():
             raise UserError(f"artifact '{self.path}' is missing its {role} file '{rel}'.",
                             "re-run the stage that produced it; the folder is incomplete.")
@@ -72,6 +72,17 @@ class Artifact:
         verify its files against."""
         return self.manifest.model.get("source") == "foreign" and \
             not (self.path / MANIFEST_NAME).is_file()
+
+    def _inside(self, role: str, rel: str) -> Path:
+        """``self.path / rel``, refusing paths that leave the folder (an edited manifest
+        pointing at ../../x or /etc/x would read, and vouch for, someone else's file)."""
+        full = self.path / rel
+        base = self.path.resolve()
+        if Path(rel).is_absolute() or base not in (full.resolve(), *full.resolve().parents):
+            raise UserError(f"artifact '{self.path}': its {role} file '{rel}' lies outside the "
+                            f"artifact folder.", "file paths in manifest.json are relative to "
+                            "the folder and stay inside it; re-run the stage that produced it.")
+        return full
 
     def verify(self) -> Artifact:
         """Check every file against the sha256 recorded at save time (catches corruption,
@@ -100,7 +111,7 @@ class Artifact:
             return self  # unchanged since it was last verified in this process
         digests = self.manifest.file_digests
         for role, rel in self.manifest.files.items():
-            full = self.path / rel
+            full = self._inside(role, rel)
             if not full.exists():
                 raise UserError(f"artifact '{self.path}' is missing its {role} file '{rel}'.",
                                 fix)

@@ -34,6 +34,17 @@ class TensorSpec:
     opt_shape: list[int] | None = None
     max_shape: list[int] | None = None
 
+    def validate(self) -> tuple[str, str] | None:
+        if self.dtype not in TENSOR_DTYPES:
+            return (f"tensor '{self.name}' has dtype {self.dtype!r}",
+                    f"use one of {', '.join(TENSOR_DTYPES)} (re-run the stage that wrote it)")
+        return None
+
+
+# What a model input/output can be ("unknown": a foreign program's non-tensor variable).
+TENSOR_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16",
+                 "int8", "uint8", "bool", "unknown")
+
 
 @dataclass
 class IOSpec:

@@ -192,3 +192,30 @@ def test_infer_refuses_an_empty_batch(tiny_inference, tmp_path):
     npy = _npy(tmp_path, np.zeros((0, 1, 8, 8), np.float32))
     with pytest.raises(UserError, match="holds no samples"):
         api.infer(tiny_inference.path, [str(npy)])
+
+
+@pytest.mark.parametrize("rel", ["../outside.pdiparams", "/etc/hostname"])
+def test_manifest_files_cannot_point_outside_the_folder(tiny_inference, tmp_path, rel):
+    """Even with digests that agree: the artifact would vouch for someone else's file."""
+    from paddleopt.artifact import verify_artifact
+
+    folder = copy_artifact(tiny_inference.path, tmp_path / "a")
+    shutil.copy(folder / "model.pdiparams", tmp_path / "outside.pdiparams")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["params"] = rel
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    redigest(folder)
+    with pytest.raises(UserError, match="outside the artifact folder"):
+        verify_artifact(folder)
+
+
+def test_manifest_tensor_dtype_is_checked(tiny_inference, tmp_path):
+    """Reported by the corruption sweep: dtype complex128 in io.inputs crashed bench."""
+    from paddleopt.artifact import Artifact
+
+    folder = copy_artifact(tiny_inference.path, tmp_path / "a")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["io"]["inputs"][0]["dtype"] = "complex128"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="complex128"):
+        Artifact.open(folder)
