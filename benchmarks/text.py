@@ -226,49 +226,55 @@ def parallel_preprocessing(spec: Any, texts: list[str], rounds: int = 1
 
 
 def preprocessing_speed(texts: list[str], rounds: int) -> list[dict[str, Any]]:
-    """LAC + tokenize per worker (one process, one thread), before and after the fast path.
+    """Preprocessing per worker (one process, one thread), before and after issue 14.
 
-    before: every LAC word through paddlenlp's tokenizer, LAC's seg tags decoded through
-    label strings (the code before issue 14); after: the word-token cache and the vectorized
-    seg decode. The word cache starts empty in every round. Also LAC alone and the tokenizer
-    alone (no LAC). Variants alternate ``rounds`` times, best round kept (shared machine);
-    every variant must return the same ids as ``before``.
+    With LAC, before: every LAC word through paddlenlp's tokenizer and LAC's seg tags decoded
+    through label strings; after: the word-token cache and the vectorized seg decode.
+    Without LAC, before: paddlenlp's tokenizer on the whole text; after: the cache of CJK
+    characters and the runs between them. Caches start empty in every round. Also LAC
+    alone. Variants alternate ``rounds`` times, best round kept (shared machine); each
+    "after" must return the same ids as its "before".
     """
     from paddleopt.text.ernie import ErnieTextEncoder, TextPreprocess
 
     encoders = {}
-    for variant in ("before", "after"):
-        enc = ErnieTextEncoder(TextPreprocess(use_lac=True), cache=False)
-        enc.lac.vectorized_seg = variant == "after"
-        if variant == "before":
-            enc.WORD_CACHE_SIZE = 0
-        encoders[variant] = enc
-    encoders["tokenize only (no LAC)"] = ErnieTextEncoder(TextPreprocess(use_lac=False),
-                                                          cache=False)
+    for use_lac in (True, False):
+        name = "LAC + tokenize" if use_lac else "tokenize only (no LAC)"
+        for when in ("before", "after"):
+            enc = ErnieTextEncoder(TextPreprocess(use_lac=use_lac), cache=False)
+            if when == "before":
+                enc.WORD_CACHE_SIZE = 0
+                if use_lac:
+                    enc.lac.vectorized_seg = False
+            encoders[(name, when)] = enc
     for enc in encoders.values():
         enc.encode(texts[:8])  # load the tokenizer and build LAC's predictor
-    best: dict[str, float] = {}
-    ids: dict[str, list] = {}
+    best: dict[tuple[str, str], float] = {}
+    ids: dict[tuple[str, str], list] = {}
     for _ in range(rounds):
-        for variant, enc in encoders.items():
+        for key, enc in encoders.items():
             enc._word_pieces.clear()
             t0 = time.perf_counter()
-            ids[variant] = enc.encode(texts, workers=1)
+            ids[key] = enc.encode(texts, workers=1)
             took = time.perf_counter() - t0
-            best[variant] = min(took, best.get(variant, took))
-        lac = encoders["after"].lac
+            best[key] = min(took, best.get(key, took))
+        lac = encoders[("LAC + tokenize", "after")].lac
         t0 = time.perf_counter()
         lac.run(texts)
         took = time.perf_counter() - t0
-        best["LAC alone"] = min(took, best.get("LAC alone", took))
-    same = all((a == b).all() for a, b in zip(ids["before"], ids["after"]))
+        best[("LAC alone", "after")] = min(took, best.get(("LAC alone", "after"), took))
     out = []
-    for variant, seconds in best.items():
-        out.append({"preprocess": variant, "texts": len(texts), "seconds": round(seconds, 3),
-                    "texts_per_s": round(len(texts) / seconds, 1), "rounds": rounds,
-                    "speedup_vs_before": round(best["before"] / seconds, 2)
-                    if variant in ("before", "after") else None,
-                    "identical_to_before": same if variant == "after" else None})
+    for (name, when), seconds in best.items():
+        before = best.get((name, "before"))
+        same = None
+        if when == "after" and (name, "before") in ids:
+            same = all((a == b).all() for a, b in zip(ids[(name, "before")],
+                                                       ids[(name, "after")]))
+        out.append({"preprocess": name, "when": when, "texts": len(texts),
+                    "seconds": round(seconds, 3), "texts_per_s": round(len(texts) / seconds, 1),
+                    "rounds": rounds, "speedup_vs_before": None if before is None or
+                    when == "before" else round(before / seconds, 2),
+                    "identical_to_before": same})
     return out
 
 
@@ -318,15 +324,18 @@ def _preprocess_lines(data: dict) -> list[str]:
     speed = data["preprocessing_per_worker"]
     lines = [(f"Chinese preprocessing per worker (one process, one thread): {speed[0]['texts']:,} "
               "training sentences of chn_sentiment, no token cache; variants alternate, "
-              f"best of {speed[0]['rounds']} rounds. before = paddlenlp's tokenizer on every "
-              "LAC word and LAC's tags decoded through label strings; after = the word-token "
-              "cache (empty at the start of each round) and the vectorized seg decode."), "",
-             "| preprocessing | texts/s | speedup vs before | ids identical to before |",
-             "|---|---|---|---|"]
+              f"best of {speed[0]['rounds']} rounds. With LAC, before = paddlenlp's tokenizer "
+              "on every LAC word and LAC's tags decoded through label strings, after = the "
+              "word-token cache and the vectorized seg decode; without LAC, before = "
+              "paddlenlp's tokenizer on the whole text, after = the cache of CJK characters "
+              "and the runs between them. Caches start empty in every round."), "",
+             "| preprocessing | code | texts/s | speedup vs before | ids identical to before |",
+             "|---|---|---|---|---|"]
     for row in speed:
         speedup = "-" if row["speedup_vs_before"] is None else f"{row['speedup_vs_before']}x"
         same = "-" if row["identical_to_before"] is None else str(row["identical_to_before"])
-        lines.append(f"| {row['preprocess']} | {row['texts_per_s']} | {speedup} | {same} |")
+        lines.append(f"| {row['preprocess']} | {row['when']} | {row['texts_per_s']} | "
+                     f"{speedup} | {same} |")
     base = data.get("classical_baseline")
     if base:
         lines += ["", f"Classical reference, {base['model']}: validation "
@@ -398,8 +407,11 @@ def main() -> None:
     bundle.cfg.train_subset = None
     parallel = parallel_preprocessing(bundle.spec, bundle.splits.train.texts[:n_parallel],
                                       rounds)
+    speed = preprocessing_speed(bundle.splits.train.texts[:n_parallel], rounds)
+    baseline = None if args.quick else classical_baseline(bundle.splits)
     load_after = [round(x, 2) for x in os.getloadavg()]
     extra = {"parallel_preprocessing": parallel, "accuracy_test": accuracies,
+             "preprocessing_per_worker": speed, "classical_baseline": baseline,
              "load_average_1_5_15m": {"start": load_before, "end": load_after},
              "accuracy_test_sentences": len(texts),
              "int8_vs_fp32": _int8_summary(rows, variants(arts)[1][0])}
@@ -467,7 +479,7 @@ def _parallel_lines(parallel: list[dict]) -> list[str]:
     return lines
 
 
-def _accuracy_lines(acc: dict[str, float | None]) -> list[str]:
+def _accuracy_lines(acc: dict[str, float | None], baseline: dict | None = None) -> list[str]:
     names = {"teacher_fp32": "teacher (hidden 192, 3 layers), fp32"}
     for who, label in (("student", "student from scratch (hidden 128, 2 layers)"),
                        ("distilled", "distilled student (same size)")):
@@ -478,6 +490,8 @@ def _accuracy_lines(acc: dict[str, float | None]) -> list[str]:
     lines = ["| model | test accuracy |", "|---|---|"]
     lines += [f"| {names[k]} | {'-' if v is None else f'{v:.4f}'} |" for k, v in acc.items()
               if k in names]
+    if baseline:
+        lines.append(f"| reference: {baseline['model']} | {baseline['test_accuracy']:.4f} |")
     return lines
 
 
@@ -490,7 +504,8 @@ def _doc_body(data: dict) -> list[str]:
               f"{data.get('accuracy_test_sentences', 1736):,} test sentences of "
               "chn_sentiment, also end to end."), "",
              *_table(data["rows"]), "",
-             "Test accuracy, end to end:", "", *_accuracy_lines(data["accuracy_test"]), ""]
+             "Test accuracy, end to end:", "",
+             *_accuracy_lines(data["accuracy_test"], data.get("classical_baseline")), ""]
     load = data.get("load_average_1_5_15m")
     if load:
         lines.append(f"Machine load average (1 min) {load['start'][0]} at the start, "
@@ -507,6 +522,8 @@ def _doc_body(data: dict) -> list[str]:
                      f"{s['preprocess_share_fp32']:.0%} of the fp32 time, "
                      f"{s['preprocess_share_int8']:.0%} of the int8 time; accuracy drop "
                      f"{s['accuracy_drop']:+.4f}.")
+    if data.get("preprocessing_per_worker"):
+        lines += ["", *_preprocess_lines(data)[:-2]]  # without its load line (said above)
     lines += ["", ("Parallel preprocessing (training sentences, no cache; the 2-worker time "
                    "includes forking the workers and, with LAC, building a LAC predictor in "
                    "each; 1 and 2 workers alternate, best run of each kept):"), "",

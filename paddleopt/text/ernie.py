@@ -34,6 +34,7 @@ the encoder and re-exports their public names.
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +70,16 @@ def _is_cjk_char(token: str) -> bool:
     cp = ord(token)
     return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
             or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+
+
+# BERT's BasicTokenizer puts spaces around every CJK character (its _is_chinese_char ranges)
+# before anything else splits the text, and every later step works inside one
+# whitespace-separated piece. So a text's tokens are the tokens of its CJK characters and of
+# the runs between them, each tokenized alone: what the piece cache of the no-LAC path uses.
+_CJK_RANGES = ("\u4e00-\u9fff\u3400-\u4dbf\U00020000-\U0002a6df\U0002a700-\U0002b73f"
+               "\U0002b740-\U0002b81f\U0002b820-\U0002ceaf\uf900-\ufaff"
+               "\U0002f800-\U0002fa1f")
+_CJK_OR_RUN = re.compile(f"[{_CJK_RANGES}]|[^{_CJK_RANGES}]+")
 
 
 def _is_word_char(ch: str) -> bool:
@@ -205,9 +216,16 @@ class ErnieTextEncoder:
         budget = self.spec.max_seq_len - 2
         pieces: list[tuple[list[str], list[int]]] = []
         if words is None:
-            tokens_all = tok.tokenize(text)
-            pieces = [([t], [i]) for t, i in zip(tokens_all,
-                                                 tok.convert_tokens_to_ids(tokens_all))]
+            if self.WORD_CACHE_SIZE:
+                tokens_all, ids_all = [], []
+                for run in _CJK_OR_RUN.findall(text):
+                    piece = self._word_pieces.get(run) or self._tokenize_word(run)
+                    tokens_all += piece[0]
+                    ids_all += piece[1]
+            else:  # no cache: the whole text at once
+                tokens_all = tok.tokenize(text)
+                ids_all = tok.convert_tokens_to_ids(tokens_all)
+            pieces = [([t], [i]) for t, i in zip(tokens_all, ids_all)]
         else:
             for word in words:
                 piece = self._word_pieces.get(word)
@@ -246,10 +264,11 @@ class ErnieTextEncoder:
     WORD_CACHE_SIZE = 200_000
 
     def _tokenize_word(self, word: str) -> tuple[list[str], list[int]]:
-        """paddlenlp's tokens of one LAC word (## continuations with whole_word), cached."""
+        """paddlenlp's tokens of one LAC word (## continuations with whole_word) or, without
+        LAC, of one CJK character or run between them; cached."""
         tok = self.tokenizer
         word_tokens = tok.tokenize(word)
-        if self.spec.whole_word:
+        if self.spec.whole_word and self.spec.use_lac:
             word_tokens = word_tokens[:1] + [self._continuation(t) for t in word_tokens[1:]]
         piece = (word_tokens, tok.convert_tokens_to_ids(word_tokens))
         if self.WORD_CACHE_SIZE:  # 0: no word cache (benchmarks measure the cost without it)

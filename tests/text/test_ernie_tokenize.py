@@ -177,3 +177,25 @@ def test_parallel_equals_serial(use_lac):
     assert parallel_enc.tokenized == len(set(texts))
     assert len(parallel) == len(serial)
     assert all(a.dtype == b.dtype and (a == b).all() for a, b in zip(serial, parallel))
+
+
+TRICKY = ["Café RÉSUMÉ naïve 中文", "a[SEP]b 中[CLS]文 [UNK]", "x\x00y\x1fz\u200b中\u0301文",
+          "İstanbul ǅ ß ﬁ", "😀👍好 ！！！abc123def", "ＡＢＣ１２３　全角", "tab\tnew\nline\r中",
+          "  lead and trail  ", "\u00adsoft\ufeffbom", "𠀀𪜀字", "Ⅻ ② ㈱ ℃", "iPhone15很好用"]
+
+
+@pytest.mark.parametrize("use_lac", [False, pytest.param(True, marks=needs_lac)])
+def test_piece_cache_gives_the_tokenizers_ids(use_lac):
+    """The per-word (LAC) or per-character/run (no LAC) token cache returns exactly what
+    tokenizing every word / the whole text does, on real reviews and odd Unicode."""
+    from paddleopt.data.text_datasets import load_chn_sentiment
+
+    texts = load_chn_sentiment().test.texts[:300] + TRICKY
+    fast = ErnieTextEncoder(TextPreprocess(use_lac=use_lac, max_seq_len=64), cache=False)
+    plain = ErnieTextEncoder(TextPreprocess(use_lac=use_lac, max_seq_len=64), cache=False)
+    plain.WORD_CACHE_SIZE = 0
+    got = fast.encode(texts)
+    assert len(fast._word_pieces) > 0
+    for text, a, b in zip(texts, got, plain.encode(texts)):
+        assert a.tolist() == b.tolist(), text
+    assert fast.encode(texts[:5])[0].tolist() == got[0].tolist()  # from the cache now
