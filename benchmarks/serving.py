@@ -16,6 +16,8 @@ rounds so that the shared machine's load hits every variant alike):
 * `batch1-json` / `dynamic-json`: the same with JSON bodies;
 * `batch1-process` / `dynamic-process`: .npy bodies, `--executor process` (Paddle Inference's
   run() holds the GIL, so only processes run the model in parallel with HTTP);
+* `dynamic-h11` / `dynamic-process-h11`: the HTTP stack before uvloop + httptools (uvicorn
+  on h11 and asyncio), for the server CPU per answer before/after;
 * `batch1-no-http` / `dynamic-no-http`: the same service driven by 32 threads calling the
   batcher directly: what batching gains without HTTP;
 * `model-b1` / `model-b32`: one predictor (1 thread) run directly: the model's own batch gain,
@@ -25,7 +27,9 @@ Each HTTP row reports client-side p50/p90/p99 and answers/s from `paddleopt.serv
 (closed loop, keep-alive, bounded by request count and seconds), the mean rows per model run
 (from /metrics), and CPU milliseconds per answer of the server (with its executor processes)
 and of the load generator: on a saturated shared machine answers/s follow the CPU share a
-variant gets, while CPU per answer does not, so both ratios are in the summary.
+variant gets, while CPU per answer does not, so both ratios are in the summary. The serving
+efficiency is the best dynamic-batching answers/s over HTTP divided by the model's own
+batch-32 samples/s (`model-b32`): what share of the model's batched speed reaches clients.
 
     python benchmarks/serving.py            # quickstart (trains or reuses it) + MLP + MobileNet
     python benchmarks/serving.py --quick    # tiny models, short rounds (used by tests)
@@ -62,10 +66,14 @@ class Variant:
     body: str  # npy | json
     workers: int = WORKERS
     threads: int = 1  # CPU threads per predictor
+    http: str = "fast"  # fast: httptools + uvloop (the default); h11: h11 + asyncio (before)
 
 
 HTTP_VARIANTS = (Variant("batch1", 1, 0.0, "thread", "npy"),
                  Variant("dynamic", 32, 2.0, "thread", "npy"),
+                 # the HTTP stack before uvloop/httptools, for the per-request CPU before/after
+                 Variant("dynamic-h11", 32, 2.0, "thread", "npy", http="h11"),
+                 Variant("dynamic-process-h11", 32, 2.0, "process", "npy", http="h11"),
                  Variant("batch1-json", 1, 0.0, "thread", "json"),
                  Variant("dynamic-json", 32, 2.0, "thread", "json"),
                  Variant("batch1-process", 1, 0.0, "process", "npy"),
@@ -221,6 +229,8 @@ def start_server(artifact: Path, v: Variant) -> tuple[Any, str]:
            "--max-batch-size", str(v.max_batch), "--workers", str(v.workers),
            "--threads", str(v.threads), "--max-wait-ms", str(v.max_wait_ms),
            "--max-queue", "4096", "--executor", v.executor]
+    if v.http == "h11":
+        cmd += ["--http", "h11", "--loop", "asyncio"]
     proc, line, _ = start_until(cmd, " on http://", python_env(), timeout=300)
     return proc, line.split(" on ", 1)[1].split()[0]
 
@@ -285,7 +295,7 @@ def base_row(name: str, artifact: Path, v: Variant, rss: float | None,
             "precision": art.manifest.precision, "batch_size": v.max_batch,
             "threads": v.threads, "onednn": True, "accuracy": None,
             "size_bytes": art.size_bytes(), "peak_rss_mb": rss, "concurrency": CONCURRENCY,
-            "workers": v.workers,
+            "workers": v.workers, "http": v.http if backend == "server" else None,
             "executor": v.executor, "body": v.body, "max_wait_ms": v.max_wait_ms}
 
 
@@ -423,13 +433,14 @@ def render(data: dict) -> None:
     render_section(SUITE, data, lambda d: rows_table(d["rows"], EXTRA) + ["", *summary_lines(d)])
 
 
-EXTRA = ("executor", "body", "mean_batch_rows", "server_cpu_ms_per_request",
+EXTRA = ("executor", "body", "http", "mean_batch_rows", "server_cpu_ms_per_request",
          "client_cpu_ms_per_request", "failed")
 
 
 def best(got: dict[str, dict], mode: str) -> float:
+    """The best answers/s of a mode over HTTP with the current stack (not the h11 rows)."""
     return max(r["throughput_per_s"] for v, r in got.items()
-               if v.startswith(mode) and "no-http" not in v)
+               if v.startswith(mode) and "no-http" not in v and not v.endswith("h11"))
 
 
 def ratios(rows: list[dict]) -> dict:
@@ -444,7 +455,23 @@ def ratios(rows: list[dict]) -> dict:
             return got[v]["server_cpu_ms_per_request"] + (got[v]["client_cpu_ms_per_request"]
                                                           or 0.0)
 
+        model_b32 = got["model-b32"]["throughput_per_s"]
+        dynamic_best = best(got, "dynamic")
         out[model] = {
+            # serving efficiency: answers/s of dynamic batching over HTTP (best setup of this
+            # run) over the model's own batch-32 samples/s on one 1-thread predictor
+            "efficiency": round(dynamic_best / max(model_b32, 1e-9), 3),
+            "efficiency_h11": round(max(got[v]["throughput_per_s"] for v in
+                                        ("dynamic-h11", "dynamic-process-h11"))
+                                    / max(model_b32, 1e-9), 3),
+            "efficiency_variant": next(v for v, r in got.items()
+                                       if r["throughput_per_s"] == dynamic_best
+                                       and v.startswith("dynamic")),
+            "server_cpu_ms_per_answer_h11_vs_fast": {
+                "thread": [got["dynamic-h11"]["server_cpu_ms_per_request"],
+                           got["dynamic"]["server_cpu_ms_per_request"]],
+                "process": [got["dynamic-process-h11"]["server_cpu_ms_per_request"],
+                            got["dynamic-process"]["server_cpu_ms_per_request"]]},
             "throughput_ratio": ratio("batch1", "dynamic"),
             "cpu_per_answer_ratio": round(cpu("batch1") / max(cpu("dynamic"), 1e-9), 2),
             "throughput_ratio_json": ratio("batch1-json", "dynamic-json"),
@@ -480,6 +507,14 @@ def summary_lines(data: dict) -> list[str]:
              "one predictor run directly (1 thread); *-1x2: 1 worker with 2 threads instead of "
              "2 workers with 1 thread each. 32 keep-alive connections throughout."]
     for m, v in data["summary"].items():
+        cpu = v["server_cpu_ms_per_answer_h11_vs_fast"]
+        lines.append(
+            f"- {m}: serving efficiency (dynamic batching over HTTP, best setup "
+            f"`{v['efficiency_variant']}`, over the model's own batch-32 throughput): "
+            f"**{v['efficiency']:.0%}** (with the h11 + asyncio stack: "
+            f"{v['efficiency_h11']:.0%}); server CPU per answer h11 -> httptools + uvloop: "
+            f"{cpu['thread'][0]} -> {cpu['thread'][1]} ms (thread executor), "
+            f"{cpu['process'][0]} -> {cpu['process'][1]} ms (process executor).")
         lines.append(
             f"- {m}: over HTTP, dynamic batching serves **{v['throughput_ratio']}x** the "
             f"answers/s of batch-1 serving at concurrency {CONCURRENCY} (p50 "

@@ -232,6 +232,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               allow_reload=not args.no_reload_api, request_timeout_s=args.timeout,
               body_timeout_s=args.body_timeout,
               isolate_reloads=not args.no_isolate_reloads, model_name=args.model_name,
+              http=args.http, loop=args.loop,
               log_level="info" if args.verbose else "warning")
     return 0
 
@@ -398,6 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before 504")
     p.add_argument("--body-timeout", type=float, default=10.0,
                    help="seconds to receive a request body before 408")
+    p.add_argument("--http", choices=("auto", "httptools", "h11"), default="auto",
+                   help="HTTP parser (auto: httptools when installed)")
+    p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="event loop (auto: uvloop when installed)")
     p.add_argument("--model-name", default=None,
                    help="the model's name in the v2 protocol (/v2/models/NAME; default: the "
                    "artifact folder's name)")

@@ -52,6 +52,9 @@ class ServeConfig:
         body_timeout_s: a request body not fully received after this gets 408 (and the
             connection is closed): slow or stalled uploads cannot pile up.
         max_connections: concurrent connections before uvicorn answers 503.
+        http: uvicorn's HTTP parser: "httptools" (C, llhttp), "h11" (pure Python) or "auto"
+            (httptools when installed).
+        loop: the event loop: "uvloop" (libuv), "asyncio" or "auto" (uvloop when installed).
         model_name: the model's name in the v2 protocol (/v2/models/NAME); default: the
             artifact folder's name (the watched folder's with --watch).
     """
@@ -77,6 +80,8 @@ class ServeConfig:
     body_timeout_s: float = 10.0
     max_connections: int = 1024
     model_name: str | None = None
+    http: Literal["auto", "httptools", "h11"] = "auto"
+    loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     log_level: str = "warning"
 
     def validate(self) -> tuple[str, str] | None:
@@ -183,7 +188,7 @@ def _uvicorn_server(service: Service) -> Any:
     cfg = service.config
     config = uvicorn.Config(create_app(service), log_level=cfg.log_level, access_log=False,
                             lifespan="off", limit_concurrency=cfg.max_connections,
-                            timeout_keep_alive=30)
+                            timeout_keep_alive=30, http=cfg.http, loop=cfg.loop)
     return uvicorn.Server(config)
 
 
