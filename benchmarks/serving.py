@@ -236,7 +236,9 @@ def start_server(artifact: Path, v: Variant) -> tuple[Any, str]:
 
 
 def measure_http(name: str, artifact: Path, shape: list[int], rounds: int, requests: int,
-                 seconds: float, variants: tuple[Variant, ...] = HTTP_VARIANTS) -> list[dict]:
+                 seconds: float, variants: tuple[Variant, ...] = HTTP_VARIANTS,
+                 between: Any = None) -> list[dict]:
+    """``between()`` runs after each round (the model-alone slice)."""
     import httpx
 
     from paddleopt.serve.loadgen import run_load
@@ -279,6 +281,8 @@ def measure_http(name: str, artifact: Path, shape: list[int], rounds: int, reque
                 t.rows += after["batch_rows_total"] - before["batch_rows_total"]
                 if result.failed:
                     print(f"{name} {v.name}: {result.failed} failed: {result.errors[:2]}")
+            if between is not None:
+                between()
         rss = {v: tree_peak_rss_mb(proc.pid) for v, (proc, _) in servers.items()}
     finally:
         for proc, _ in servers.values():
@@ -357,38 +361,49 @@ def measure_no_http(name: str, artifact: Path, shape: list[int], rounds: int, re
     return [tallies[v].row(base_row(name, artifact, v, None)) for v in NO_HTTP_VARIANTS]
 
 
-def measure_model(name: str, artifact: Path, shape: list[int], rounds: int,
-                  seconds: float) -> list[dict]:
-    """One predictor (1 thread) run directly at batch 1 and 32: the model's own batch gain."""
-    import numpy as np
+class ModelAlone:
+    """One predictor (1 thread) run directly at batch 1 and 32: the model's own batch gain,
+    and the denominator of the serving efficiency. Measured in slices between the HTTP
+    rounds (``round``), so that the shared machine's load hits it like the servers."""
 
-    from paddleopt.artifact import Artifact
-    from paddleopt.deploy.predictor import load_predictor
+    def __init__(self, name: str, artifact: Path, shape: list[int], seconds: float) -> None:
+        import numpy as np
 
-    predictor = load_predictor(Artifact.open(artifact), "paddle_inference", {"threads": 1})
-    feeds = {1: [np.repeat(sample(shape), 1, 0)], 32: [np.repeat(sample(shape), 32, 0)]}
-    times: dict[int, list[float]] = {1: [], 32: []}
-    for batch in feeds:
-        for _ in range(3):
-            predictor.run(feeds[batch])
-    for _ in range(rounds):
-        for batch, feed in feeds.items():
-            end = time.perf_counter() + seconds / rounds / 2
+        from paddleopt.artifact import Artifact
+        from paddleopt.deploy.predictor import load_predictor
+
+        self.name, self.artifact, self.seconds = name, artifact, seconds
+        self.predictor = load_predictor(Artifact.open(artifact), "paddle_inference",
+                                        {"threads": 1})
+        self.feeds = {1: [np.repeat(sample(shape), 1, 0)], 32: [np.repeat(sample(shape), 32, 0)]}
+        self.times: dict[int, list[float]] = {1: [], 32: []}
+        for batch in self.feeds:
+            for _ in range(3):
+                self.predictor.run(self.feeds[batch])
+
+    def round(self) -> None:
+        for batch, feed in self.feeds.items():
+            end = time.perf_counter() + self.seconds / 2
             while time.perf_counter() < end:
                 t0 = time.perf_counter()
-                predictor.run(feed)
-                times[batch].append(time.perf_counter() - t0)
-    rows = []
-    for batch, spent in times.items():
-        ms = np.asarray(spent) * 1e3
-        v = Variant(f"model-b{batch}", batch, 0.0, "direct", "-")
-        rows.append({**base_row(name, artifact, v, None, backend="paddle_inference"),
-                     "latency_ms": {k: round(float(np.percentile(ms, q)), 3)
-                                    for k, q in (("p50", 50), ("p90", 90), ("p99", 99))},
-                     "throughput_per_s": round(batch * len(ms) / (ms.sum() / 1e3), 1),
-                     "requests": len(ms), "failed": 0, "concurrency": 1, "workers": 1,
-                     "mean_batch_rows": float(batch)})
-    return rows
+                self.predictor.run(feed)
+                self.times[batch].append(time.perf_counter() - t0)
+
+    def rows(self) -> list[dict]:
+        import numpy as np
+
+        rows = []
+        for batch, spent in self.times.items():
+            ms = np.asarray(spent) * 1e3
+            v = Variant(f"model-b{batch}", batch, 0.0, "direct", "-")
+            rows.append({**base_row(self.name, self.artifact, v, None,
+                                    backend="paddle_inference"),
+                         "latency_ms": {k: round(float(np.percentile(ms, q)), 3)
+                                        for k, q in (("p50", 50), ("p90", 90), ("p99", 99))},
+                         "throughput_per_s": round(batch * len(ms) / (ms.sum() / 1e3), 1),
+                         "requests": len(ms), "failed": 0, "concurrency": 1, "workers": 1,
+                         "mean_batch_rows": float(batch)})
+        return rows
 
 
 # -- the suite -------------------------------------------------------------------------------
@@ -417,8 +432,11 @@ def main() -> None:
     rows = []
     for name, artifact, shape in models:
         print(f"== {name}", flush=True)
-        rows += measure_model(name, Path(artifact), shape, rounds, 8.0 if not args.quick else 1)
-        rows += measure_http(name, Path(artifact), shape, rounds, requests, seconds, variants)
+        alone = ModelAlone(name, Path(artifact), shape, 8.0 / rounds if not args.quick else 0.5)
+        rows += measure_http(name, Path(artifact), shape, rounds, requests, seconds, variants,
+                             between=alone.round)
+        rows += alone.rows()
+        del alone
         rows += measure_no_http(name, Path(artifact), shape, rounds, requests, seconds / 2)
     summary = ratios(rows)
     meta = {"summary": summary, "loadavg_1m_at_end": round(os.getloadavg()[0], 2)}

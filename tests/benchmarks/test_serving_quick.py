@@ -20,7 +20,8 @@ def test_serving_quick(tmp_path):
     data = json.loads(out.read_text())
     assert data["suite"] == "serving"
     variants = ("batch1", "dynamic", "batch1-json", "dynamic-json", "batch1-process",
-                "dynamic-process", "batch1-no-http", "dynamic-no-http", "model-b1", "model-b32")
+                "dynamic-process", "dynamic-h11", "dynamic-process-h11", "batch1-no-http",
+                "dynamic-no-http", "model-b1", "model-b32")
     assert {(r["model"], r["variant"]) for r in data["rows"]} == {
         (m, v) for m in ("lenet-digits", "mlp-1024x3") for v in variants}
     for row in data["rows"]:
@@ -42,4 +43,8 @@ def test_serving_quick(tmp_path):
     assert set(data["summary"]) == {"lenet-digits", "mlp-1024x3"}
     for v in data["summary"].values():
         assert {"throughput_ratio", "cpu_per_answer_ratio", "throughput_ratio_no_http",
-                "throughput_ratio_json", "throughput_ratio_process", "model_batch_gain"} <= set(v)
+                "throughput_ratio_json", "throughput_ratio_process", "model_batch_gain",
+                "efficiency", "efficiency_h11", "server_cpu_ms_per_answer_h11_vs_fast"} <= set(v)
+        assert v["efficiency"] > 0 and v["efficiency_variant"].startswith("dynamic")
+    h11 = [r for r in data["rows"] if r["variant"].endswith("h11")]
+    assert h11 and all(r["http"] == "h11" for r in h11)
