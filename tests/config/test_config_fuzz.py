@@ -24,9 +24,9 @@ from paddleopt.utils.errors import ConfigError
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 SOURCE = "fuzz.yaml"
-# Free-form mappings: backend options are parsed by the backend (see issue 9); feature_pairs
-# maps any sublayer names. Their values are not typed here.
-FREE_FORM = {"options", "feature_pairs"}
+# Free-form mappings: feature_pairs maps any sublayer names. (Evaluate targets' backend
+# options are typed by their backend's Options at plan time, so they are fuzzed too.)
+FREE_FORM = {"feature_pairs"}
 # Typed through a factory signature / preprocess schema: unknown keys are errors, but the
 # values are the factory's business.
 KEYS_ONLY = {"kwargs"}
