@@ -110,7 +110,7 @@ def candidates(artifact: Artifact, request: DeployRequest,
     from paddleopt.deploy.backends import openvino
     from paddleopt.deploy.backends.paddle_inference import cpu_has_bf16
     from paddleopt.utils.machine import available_cores
-    from paddleopt.deploy.matrix import siblings
+    from paddleopt.artifact.workdir import siblings
 
     if request.target not in TARGETS:
         raise UserError(f"target '{request.target}' cannot be measured on this machine.",
@@ -335,7 +335,7 @@ def deploy(artifact: Artifact, request: DeployRequest, out_file: str | Path | No
 
 
 def _fp32_reference(artifact: Artifact, extra: list[str | Path] | None) -> Artifact:
-    from paddleopt.deploy.matrix import siblings
+    from paddleopt.artifact.workdir import siblings
 
     for art in siblings(artifact, extra):
         if art.kind == "inference" and art.manifest.precision == "fp32":

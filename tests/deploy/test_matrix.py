@@ -7,7 +7,8 @@ import json
 import pytest
 
 from paddleopt import api
-from paddleopt.deploy.matrix import matrix, select, siblings
+from paddleopt.artifact.workdir import siblings
+from paddleopt.deploy.matrix import matrix, select
 from paddleopt.utils.errors import UserError
 
 QUICK = dict(batch_sizes=[1, 4], warmup=1, iters=5, max_seconds=0.5, eval_samples=64)
