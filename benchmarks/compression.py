@@ -159,7 +159,7 @@ def measure(arts: dict[str, Any], students: dict[int, dict[str, Any]],
     from paddleopt.deploy.accuracy import accuracy, eval_data
     from paddleopt.deploy.bench import measure_latency
     from paddleopt.deploy.predictor import load_predictor
-    from paddleopt.stages._int8 import _stderr_muted
+    from paddleopt.utils.native_output import fd_silenced
 
     threads = 1 if quick else 2
     batches = [1, 8] if quick else [1, 32]
@@ -171,7 +171,7 @@ def measure(arts: dict[str, Any], students: dict[int, dict[str, Any]],
     x, y = data
     preds, acc = {}, {}
     for name, backend, art, seed in variants(arts, students):
-        with _stderr_muted():  # oneDNN INT8 pass summaries
+        with fd_silenced(2):  # oneDNN INT8 pass summaries
             options = {"threads": threads} if backend == "paddle_inference" else {}
             preds[name, seed] = load_predictor(art, backend, options)
         acc[name, seed] = accuracy(preds[name, seed], x, y, 500)
