@@ -154,56 +154,64 @@ def create_app(service: "Service") -> Any:
               responses={200: {"model": schemas.PredictResponse},
                          **schemas.errors(400, 406, 408, 413, 422, 500, 503, 504)})
     async def predict(request: Request) -> Any:
-        status, queue_ms, started = 500, None, None
-        try:
-            content_type = media_type(request.headers.get("content-type"))
-            answer_type = accepted_type(request.headers.get("accept"))
-            data = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_s)
-            started = time.perf_counter()
-            if content_type not in BINARY_TYPES:  # JSON whatever the header says (curl -d)
-                body: Any = decode_json(data)
-            with service.manager.use() as version:  # pinned until the answer is ready
-                manifest = version.manifest
-                if content_type in BINARY_TYPES:
-                    parsed = parse_binary(content_type, data, request.headers, manifest,
-                                          cfg.max_request_rows,
-                                          query_top_k(request.query_params.get("top_k")))
-                elif isinstance(body, dict) and "images" in body:
-                    parsed = await run_in_threadpool(parse_body, body, manifest,
-                                                     cfg.max_request_rows)
-                else:
-                    parsed = parse_body(body, manifest, cfg.max_request_rows,
-                                        has_booleans(data))
-                if parsed.top_k and answer_type != "application/json":
-                    raise RequestError(422, "top_k predictions come in a JSON answer only.",
-                                       "drop top_k, or ask for Accept: application/json.")
-                result = await run_model(version, parsed)
-            queue_ms = result.queue_ms
-            names = output_names(manifest, result.outputs)
-            if answer_type != "application/json":
-                response = binary_answer(answer_type, names, result, version.name)
+        return await answered("/predict", lambda timing: _predict(request, timing))
+
+    async def _predict(request: Request, timing: dict[str, Any]) -> Any:
+        content_type = media_type(request.headers.get("content-type"))
+        answer_type = accepted_type(request.headers.get("accept"))
+        data = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_s)
+        timing["started"] = time.perf_counter()
+        if content_type not in BINARY_TYPES:  # JSON whatever the header says (curl -d)
+            body: Any = decode_json(data)
+        with service.manager.use() as version:  # pinned until the answer is ready
+            manifest = version.manifest
+            if content_type in BINARY_TYPES:
+                parsed = parse_binary(content_type, data, request.headers, manifest,
+                                      cfg.max_request_rows,
+                                      query_top_k(request.query_params.get("top_k")))
+            elif isinstance(body, dict) and "images" in body:
+                parsed = await run_in_threadpool(parse_body, body, manifest,
+                                                 cfg.max_request_rows)
             else:
-                answer: dict[str, Any] = {
-                    "model_version": version.name,
-                    "outputs": {n: o.tolist() for n, o in zip(names, result.outputs)},
-                    "batch": {"rows": result.batch_rows, "requests": result.batch_requests},
-                }
-                if parsed.top_k and result.outputs:
-                    answer["predictions"] = predictions(result.outputs[0], manifest.labels,
-                                                        parsed.top_k)
-                response = JSONResponse(answer)
-            status = 200
-            return response
+                parsed = parse_body(body, manifest, cfg.max_request_rows,
+                                    has_booleans(data))
+            if parsed.top_k and answer_type != "application/json":
+                raise RequestError(422, "top_k predictions come in a JSON answer only.",
+                                   "drop top_k, or ask for Accept: application/json.")
+            result = await run_model(version, parsed)
+        timing["queue_ms"] = result.queue_ms
+        names = output_names(manifest, result.outputs)
+        if answer_type != "application/json":
+            response = binary_answer(answer_type, names, result, version.name)
+        else:
+            answer: dict[str, Any] = {
+                "model_version": version.name,
+                "outputs": {n: o.tolist() for n, o in zip(names, result.outputs)},
+                "batch": {"rows": result.batch_rows, "requests": result.batch_requests},
+            }
+            if parsed.top_k and result.outputs:
+                answer["predictions"] = predictions(result.outputs[0], manifest.labels,
+                                                    parsed.top_k)
+            response = JSONResponse(answer)
+        return response
+
+    async def answered(endpoint: str, work: Any) -> Any:
+        """``await work(timing)``'s response, or the JSON error for what it raised; counted
+        in the metrics with the status sent (499 when the client left first) and the time
+        from the body's arrival (``timing["started"]``) to the answer."""
+        timing: dict[str, Any] = {"started": None, "queue_ms": None}
+        response, status = None, STATUS_CLIENT_GONE  # unless an answer is made below
+        try:
+            response = await work(timing)
         except Exception as exc:
             response = error_response(exc)
-            status = response.status_code
-            return response
-        except asyncio.CancelledError:
-            status = STATUS_CLIENT_GONE
-            raise
-        finally:
+        finally:  # asyncio.CancelledError (the client left) passes through with 499
+            if response is not None:
+                status = response.status_code
+            started = timing["started"]
             latency = None if started is None else (time.perf_counter() - started) * 1e3
-            metrics.observe_request("/predict", status, latency, queue_ms)
+            metrics.observe_request(endpoint, status, latency, timing["queue_ms"])
+        return response
 
     async def run_model(version: Any, parsed: Any) -> Any:
         future = service.batcher.submit(version, parsed.feeds)
@@ -211,32 +219,24 @@ def create_app(service: "Service") -> Any:
 
     async def infer(request: Request, name: str, version: str | None = None) -> Any:
         """POST /v2/models/{name}[/versions/{version}]/infer (see ``v2``)."""
-        status, queue_ms, started = 500, None, None
-        try:
-            data = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_s)
-            started = time.perf_counter()
-            check_model(name)
-            req, arrays = v2.parse_infer(data, request.headers.get(v2.HEADER))
-            with service.manager.use() as served:
-                check_version(served, version)
-                parsed = check_arrays(arrays, served.manifest, cfg.max_request_rows)
-                result = await run_model(served, parsed)
-            queue_ms = result.queue_ms
-            body, headers = v2.infer_answer(req, service.model_name, str(served.number),
-                                            output_names(served.manifest, result.outputs),
-                                            result.outputs)
-            status = 200
-            return Response(body, headers=headers)
-        except Exception as exc:
-            response = error_response(exc)
-            status = response.status_code
-            return response
-        except asyncio.CancelledError:
-            status = STATUS_CLIENT_GONE
-            raise
-        finally:
-            latency = None if started is None else (time.perf_counter() - started) * 1e3
-            metrics.observe_request("/v2/infer", status, latency, queue_ms)
+        return await answered("/v2/infer", lambda timing: _infer(request, name, version,
+                                                                 timing))
+
+    async def _infer(request: Request, name: str, version: str | None,
+                     timing: dict[str, Any]) -> Any:
+        data = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_s)
+        timing["started"] = time.perf_counter()
+        check_model(name)
+        req, arrays = v2.parse_infer(data, request.headers.get(v2.HEADER))
+        with service.manager.use() as served:
+            check_version(served, version)
+            parsed = check_arrays(arrays, served.manifest, cfg.max_request_rows)
+            result = await run_model(served, parsed)
+        timing["queue_ms"] = result.queue_ms
+        body, headers = v2.infer_answer(req, service.model_name, str(served.number),
+                                        output_names(served.manifest, result.outputs),
+                                        result.outputs)
+        return Response(body, headers=headers)
 
     def check_model(name: str) -> None:
         if name != service.model_name:
