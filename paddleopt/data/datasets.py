@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from paddleopt.data.bundle import LabelledSplit
 from paddleopt.data.preprocess import ImagePreprocess, load_image, normalize
 from paddleopt.utils.errors import ConfigError, UserError
 
@@ -20,17 +21,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 @dataclass
-class Split:
+class Split(LabelledSplit):
     """Images in [0, 1] (or file paths for lazy folders) plus labels."""
 
     images: np.ndarray | list[Path]
     labels: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def head(self, n: int | None) -> Split:
-        return self if n is None else Split(self.images[:n], self.labels[:n])
 
 
 @dataclass

@@ -8,6 +8,7 @@ import numpy as np
 
 from paddleopt.artifact.manifest import TensorSpec
 from paddleopt.config.sections import DataConfig
+from paddleopt.data.bundle import SplitBundle
 from paddleopt.data.datasets import DatasetSplits, Split, load_splits, make_paddle_dataset, \
     materialize
 from paddleopt.data.preprocess import ImagePreprocess, image_preprocess, spec_dict
@@ -38,22 +39,16 @@ def build_loader(dataset: Any, cfg: DataConfig, train: bool, seed: int = 0) -> A
 
 
 @dataclass
-class DataBundle:
-    """The pipeline's data, resolved once: splits, preprocess and loader factories."""
+class DataBundle(SplitBundle):
+    """The pipeline's image data, resolved once: splits, preprocess and loader factories."""
 
     cfg: DataConfig
     splits: DatasetSplits
     preprocess: ImagePreprocess
     seed: int
 
-    @property
-    def train_split(self) -> Split:
-        return self.splits.train.head(self.cfg.train_subset)
-
-    @property
-    def eval_split(self) -> Split:
-        split = self.splits.test if self.cfg.eval_split == "test" else self.splits.val
-        return split.head(self.cfg.eval_subset)
+    def features(self, split: Split) -> list[np.ndarray]:
+        return [materialize(split, self.preprocess)]
 
     def train_loader(self) -> Any:
         return build_loader(make_paddle_dataset(self.train_split, self.preprocess), self.cfg,
@@ -62,23 +57,6 @@ class DataBundle:
     def eval_loader(self) -> Any:
         return build_loader(make_paddle_dataset(self.eval_split, self.preprocess), self.cfg,
                             train=False)
-
-    def eval_feeds(self, limit: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-        """(one array per model input, labels) for the first ``limit`` evaluation samples."""
-        split = self.eval_split.head(limit)
-        return [materialize(split, self.preprocess)], split.labels
-
-    def val_feeds(self, limit: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-        """Like ``eval_feeds`` on the validation split (the evaluation split when the dataset
-        has no validation samples): decisions taken inside stages (sensitivities, accuracy
-        budgets) keep the test split untouched."""
-        val = self.splits.val
-        split = val.head(limit) if val is not None and len(val) else self.eval_split.head(limit)
-        return [materialize(split, self.preprocess)], split.labels
-
-    def calibration_feeds(self, count: int) -> list[np.ndarray]:
-        """The first ``count`` training samples (never the evaluation split), per input."""
-        return [materialize(self.train_split.head(count), self.preprocess)]
 
     def manifest_fields(self) -> dict[str, Any]:
         """preprocess / labels / dataset entries for a manifest."""

@@ -33,6 +33,7 @@ import numpy as np
 
 from paddleopt.artifact.manifest import TensorSpec
 from paddleopt.config.sections import DataConfig
+from paddleopt.data.bundle import LabelledSplit, SplitBundle
 from paddleopt.utils.errors import ConfigError, UserError
 
 TEXT_DATASETS = ("chn_sentiment", "text_tsv")
@@ -42,15 +43,9 @@ INPUT_NAMES = ("input_ids", "token_type_ids")
 
 
 @dataclass
-class TextSplit:
+class TextSplit(LabelledSplit):
     texts: list[str]
     labels: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def head(self, n: int | None) -> TextSplit:
-        return self if n is None else TextSplit(self.texts[:n], self.labels[:n])
 
 
 @dataclass
@@ -213,7 +208,7 @@ class LengthGroupedBatches:
 
 
 @dataclass
-class TextDataBundle:
+class TextDataBundle(SplitBundle):
     """The pipeline's text data: splits, the encoder and loader factories."""
 
     cfg: DataConfig
@@ -224,15 +219,6 @@ class TextDataBundle:
     @property
     def spec(self) -> Any:
         return self.encoder.spec
-
-    @property
-    def train_split(self) -> TextSplit:
-        return self.splits.train.head(self.cfg.train_subset)
-
-    @property
-    def eval_split(self) -> TextSplit:
-        split = self.splits.test if self.cfg.eval_split == "test" else self.splits.val
-        return split.head(self.cfg.eval_subset)
 
     def encode(self, split: TextSplit) -> list[np.ndarray]:
         ids = self.encoder.encode(split.texts)
@@ -290,24 +276,9 @@ class TextDataBundle:
     def eval_loader(self) -> Any:
         return self._loader(self.eval_split, train=False)
 
-    def _feeds(self, split: TextSplit) -> list[np.ndarray]:
+    def features(self, split: TextSplit) -> list[np.ndarray]:
+        """[input_ids, token_type_ids] of the split's texts, padded to the longest."""
         return list(self.encoder.pad(self.encode(split)))
-
-    def eval_feeds(self, limit: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-        """([input_ids, token_type_ids], labels) of the first ``limit`` evaluation texts,
-        padded to the longest of them."""
-        split = self.eval_split.head(limit)
-        return self._feeds(split), split.labels
-
-    def val_feeds(self, limit: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-        """Like ``eval_feeds`` on the validation split: decisions taken inside stages
-        (accuracy budgets, sensitivities) keep the test split untouched."""
-        split = self.splits.val.head(limit)
-        return self._feeds(split), split.labels
-
-    def calibration_feeds(self, count: int) -> list[np.ndarray]:
-        """The first ``count`` training texts (never the evaluation split), per input."""
-        return self._feeds(self.train_split.head(count))
 
     def eval_texts(self, limit: int | None = None) -> tuple[list[str], np.ndarray]:
         """Raw evaluation texts and labels (end-to-end benchmarks start from these)."""
