@@ -436,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_deploy)
 
+    from paddleopt.cli.oneshot import add_parsers
+
+    add_parsers(sub)  # convert / quantize / optimize: a model you have, no YAML
+
     p = sub.add_parser("report", help="re-render report.md of a work dir")
     p.add_argument("work_dir")
     p.set_defaults(func=cmd_report)

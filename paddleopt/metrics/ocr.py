@@ -60,3 +60,19 @@ def _edit_distance(a: str, b: str) -> int:
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
         prev = cur
     return prev[-1]
+
+
+def ctc_agreement(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
+    """Share of samples whose greedy CTC decoding equals the reference model's: the exact
+    decoded strings agree (no charset needed: equal collapsed id sequences = equal text).
+    A ``paddleopt.metrics.reference`` user metric for recognisers."""
+    def collapse(scores: np.ndarray) -> list[tuple[int, ...]]:
+        out = []
+        for ids in np.asarray(scores).argmax(-1):
+            keep = np.ones(len(ids), dtype=bool)
+            keep[1:] = ids[1:] != ids[:-1]
+            out.append(tuple(int(i) for i in ids[keep & (ids != 0)]))
+        return out
+
+    got, ref = collapse(outputs[0]), collapse(reference[0])
+    return float(np.mean([g == r for g, r in zip(got, ref)]))

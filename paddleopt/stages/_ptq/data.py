@@ -25,6 +25,9 @@ class PTQData:
         self.cfg, self.src, self.ctx = cfg, src, ctx
         self.data: Any = None  # the pipeline's data bundle, built on first use
         self.preprocess: dict[str, Any] = dict(src.manifest.preprocess)
+        # The fp32 model's predictor (set by PTQRun): the reference of label-free accuracy.
+        self.fp32_predictor: Any = None
+        self._reference: Any = None
 
     def pipeline_data(self) -> Any:
         if self.data is None:
@@ -68,6 +71,8 @@ class PTQData:
         ev = self.cfg.evaluation
         if ev.source == "none":
             return None
+        if ev.source == "agreement":
+            return self.agreement_set()
         if ev.source == "npz":
             return npz_eval(Path(str(ev.path)), self.input_names(), ev.count)
         data = self.pipeline_data()
@@ -78,6 +83,60 @@ class PTQData:
         from paddleopt.stages._compress import held_out
 
         return held_out(data, ev.count or 10 ** 9)
+
+
+    # -- label-free accuracy (evaluation.source: agreement) ----------------------------------
+    def agreement_set(self) -> tuple[list[np.ndarray], Any]:
+        """Held-out real inputs and a ``metrics.reference.Reference`` of the fp32 outputs on
+        them, which stands where labels would."""
+        if self._reference is None:
+            from paddleopt.metrics.reference import Reference, run_all
+
+            feeds, where = self.heldout_inputs()
+            outputs = run_all(self.fp32_predictor(), feeds)
+            self._reference = (feeds, Reference(outputs, self.cfg.evaluation.metric, where))
+        return self._reference
+
+    def heldout_inputs(self) -> tuple[list[np.ndarray], str]:
+        ev, cal = self.cfg.evaluation, self.cfg.calibration
+        names = self.input_names()
+        count = ev.count or 10 ** 9
+        if ev.path:
+            path, start = Path(ev.path), 0
+        elif cal.source in ("npz", "image_folder"):
+            # after every sample calibration reads (whole batches: count rounded up)
+            path = Path(str(cal.path))
+            start = -(-cal.count // cal.batch_size) * cal.batch_size
+        else:
+            from paddleopt.stages._compress import held_out
+
+            return held_out(self.pipeline_data(), count)[0], "pipeline validation split"
+        if path.is_dir():
+            from paddleopt.compress.ptq import IMAGE_SUFFIXES
+
+            _, extra = self.calibration()  # sets up the image preprocess
+            if "preprocess" not in extra:
+                raise UserError("agreement on an image folder needs an image preprocess.",
+                                "declare calibration.preprocess (size, channels, mean, std).")
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = files[start:start + count]
+            feeds = [np.stack([extra["preprocess"](f) for f in files])] if files else []
+        else:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [n for n in names if n not in data.files]
+                if missing:
+                    raise UserError(f"'{path}' lacks inputs {missing} (has {data.files}).",
+                                    "save one array per model input, named like the input.")
+                feeds = [data[n][start:start + count] for n in names]
+        if not feeds or not len(feeds[0]):
+            raise UserError(
+                f"no held-out inputs for the fp32 agreement: '{path}' has no samples after "
+                f"the {start} used for calibration.",
+                "add more samples than calibration.count, lower calibration.count, or give "
+                "evaluation.path (an .npz of inputs or an image folder).")
+        what = f"{path} [{start}:{start + len(feeds[0])}]"
+        return [np.ascontiguousarray(f, dtype=np.float32) if f.dtype.kind == "f" else f
+                for f in feeds], what
 
 
 def npz_eval(path: Path, names: list[str], count: int | None

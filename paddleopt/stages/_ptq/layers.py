@@ -104,8 +104,9 @@ class Quantizer:
         assert data is not None
         x, y = data
         x = [f[:self.cfg.sensitivity_samples] for f in x]
-        y = y[:self.cfg.sensitivity_samples]
         ref = _int8.logits(self.fp32_predictor(), x)
+        # Without labels (fp32 agreement) a layer's "accuracy" is its top-1 agreement.
+        y = ref.argmax(-1) if hasattr(y, "score") else y[:self.cfg.sensitivity_samples]
         scale = float(np.abs(ref).mean()) or 1.0
         weights = [layer["weight"] for layer in layers]
         ranked = []
@@ -134,13 +135,18 @@ class Quantizer:
         Paddle 2.6.2 those fused INT8 attention kernels can compute garbage (ERNIE: test
         accuracy 0.63 vs 0.81); restricting INT8 to fc ops avoids them.
         """
-        from paddleopt.artifact.program import read_program
+        return has_activation_matmuls(self.src.file("model"))
 
-        block = read_program(self.src.file("model")).blocks[0]
-        params = {v.name for v in block.vars if v.persistable}
-        for op in block.ops:
-            if op.type in MATMULS:
-                ins = [n for v in op.inputs if v.parameter in ("X", "Y") for n in v.arguments]
-                if ins and not any(n in params for n in ins):
-                    return True
-        return False
+
+def has_activation_matmuls(model_file: Any) -> bool:
+    """A matmul whose inputs are both activations (see Quantizer.has_activation_matmuls)."""
+    from paddleopt.artifact.program import read_program
+
+    block = read_program(model_file).blocks[0]
+    params = {v.name for v in block.vars if v.persistable}
+    for op in block.ops:
+        if op.type in MATMULS:
+            ins = [n for v in op.inputs if v.parameter in ("X", "Y") for n in v.arguments]
+            if ins and not any(n in params for n in ins):
+                return True
+    return False

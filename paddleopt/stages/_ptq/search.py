@@ -24,6 +24,7 @@ class PTQRun:
     def __init__(self, cfg: PTQConfig, src: Artifact, out_dir: Path, ctx: StageContext) -> None:
         self.cfg, self.src, self.out_dir, self.ctx = cfg, src, out_dir, ctx
         self.data = PTQData(cfg, src, ctx)
+        self.data.fp32_predictor = self.fp32_predictor  # label-free accuracy's reference
         self.quantizer = Quantizer(cfg, src, out_dir, ctx, self.data, self.fp32_predictor)
         self.recorder = Recorder(cfg, src, out_dir, ctx, self.data, self.quantizer)
         self.made: dict[int, Artifact] = {}  # candidate index -> its (unsaved) artifact
@@ -49,7 +50,14 @@ class PTQRun:
         out: dict[str, Any] = {}
         if data is not None:
             feeds, labels = data
-            out["accuracy"] = _int8.accuracy(pred, feeds, labels)
+            if hasattr(labels, "score"):  # a metrics.reference.Reference: fp32 agreement
+                from paddleopt.metrics.reference import run_all
+
+                scored = labels.score(run_all(pred, feeds))
+                out["accuracy"] = scored["score"]
+                out["agreement"] = scored
+            else:
+                out["accuracy"] = _int8.accuracy(pred, feeds, labels)
         else:
             from paddleopt.artifact.shapes import dynamic_dim
             from paddleopt.deploy.bench import make_feeds
@@ -76,10 +84,12 @@ class PTQRun:
         candidates = cfg.candidate_list(attention=self.quantizer.has_activation_matmuls())
         check_skip_tensors(self.src.file("model"), [*cfg.skip_tensors, *(
             t for c in candidates for t in c.skip_tensors)], cfg.quantizable_op_types)
+        self.log_fp32_ops()
         data = self.data.eval_set()
         if budget is not None and data is None:
-            raise StageError("max_accuracy_drop needs labelled evaluation data.",
-                             "set evaluation.source: pipeline or npz.")
+            raise StageError("max_accuracy_drop needs evaluation data.",
+                             "set evaluation.source: agreement (fp32 agreement, no labels), "
+                             "pipeline or npz.")
         baseline = self.measure(self.src, data, paired=False)
         ctx.log.info("[%s] fp32 baseline: accuracy %s, p50 %.3f ms at batch %d", ctx.stage_id,
                      pct(baseline.get("accuracy")), baseline["latency_ms"]["p50"],
@@ -158,6 +168,28 @@ class PTQRun:
                 f"with more data; what was tried: {self.out_dir / 'candidates.json'}")
         return self.recorder.finish(chosen, self.made[chosen["index"]], results, baseline)
 
+    def log_fp32_ops(self) -> None:
+        """Say which compute ops of the model stay fp32 and why (never silently)."""
+        from collections import Counter
+
+        from paddleopt.artifact.program import read_program
+        from paddleopt.compress.int8_check import COMPUTE_OP_TYPES
+        from paddleopt.stages._ptq.config import ONEDNN_INT8_FAILS
+
+        program = read_program(self.src.file("model"))
+        counts = Counter(op.type for block in program.blocks for op in block.ops)
+        chosen = set(self.cfg.quantizable_op_types)
+        for op, n in sorted(counts.items()):
+            if op in ONEDNN_INT8_FAILS and op in chosen:
+                self.ctx.log.warning("[%s] quantizable_op_types includes %s (x%d), but %s; "
+                                     "expect the INT8 model to fail under oneDNN",
+                                     self.ctx.stage_id, op, n, ONEDNN_INT8_FAILS[op])
+            elif op in COMPUTE_OP_TYPES and op not in chosen:
+                why = ONEDNN_INT8_FAILS.get(op, "not in quantizable_op_types")
+                self.ctx.log.info("[%s] %s x%d left fp32: %s", self.ctx.stage_id, op, n, why)
+        self.fp32_ops = {op: counts[op] for op in counts
+                         if op in COMPUTE_OP_TYPES and op not in chosen}
+
     def make_candidate(self, cand: CandidateConfig, folder: Path, row: dict[str, Any]
                        ) -> Artifact | None:
         cfg = self.cfg
@@ -190,7 +222,8 @@ class PTQRun:
                  "quant_ops": report.quant.get("quant_ops"),
                  "quantized_compute_ops": report.quant.get("quantized_compute_ops"),
                  "unquantized_compute_ops": report.quant.get("unquantized_compute_ops"),
-                 "onednn_fixes": report.onednn_fixes, "onednn_int8_ops": ops}
+                 "onednn_fixes": report.onednn_fixes, "onednn_int8_ops": ops,
+                 "left_fp32_op_types": getattr(self, "fp32_ops", {})}
         row["quantized_compute_ops"] = report.quant.get("quantized_compute_ops")
         row["unquantized_compute_ops"] = report.quant.get("unquantized_compute_ops")
         return self.quantizer.int8_artifact(folder, quant)
