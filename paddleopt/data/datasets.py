@@ -107,6 +107,59 @@ def load_image_folder(root: str | None, val_fraction: float, seed: int,
                          preprocess.channels, tuple(preprocess.size))
 
 
+def _read_list(path: Path) -> tuple[list[Path], list[int]]:
+    files, labels = [], []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.rsplit(maxsplit=1) if "\t" not in line else line.rsplit("\t", 1)
+        try:
+            files.append(path.parent / parts[0].strip())
+            labels.append(int(parts[1]))
+        except (IndexError, ValueError):
+            raise ConfigError(f"'{path}' line {n}: {line!r} is not 'image_path label'.",
+                              "write one 'relative/path.jpg 3' per line (PaddleClas "
+                              "format: path relative to the list file, integer label).") from None
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise ConfigError(f"'{path}' lists {len(missing)} missing image(s), e.g. "
+                          f"'{missing[0]}'.", "paths are relative to the list file's folder.")
+    return files, labels
+
+
+def load_label_list(root: str | None, val_fraction: float, seed: int,
+                    preprocess: ImagePreprocess) -> DatasetSplits:
+    """PaddleClas label lists: ``data.root`` = ``train_list.txt`` ('path label' lines, paths
+    relative to it); ``val_list.txt`` next to it is the evaluation split (else
+    ``val_fraction`` of the training list is held out); class names from a sibling
+    ``label_list.txt`` ('id name' lines, PaddleClas's class_id_map_file) when present."""
+    if not root or not Path(root).is_file():
+        raise ConfigError(f"data.dataset is label_list but data.root '{root}' is not a file.",
+                          "set data.root to the PaddleClas train_list.txt.")
+    train_path = Path(root)
+    files, labels = _read_list(train_path)
+    val_path = train_path.with_name("val_list.txt")
+    if val_path.is_file() and val_path != train_path:
+        val_files, val_labels = _read_list(val_path)
+    else:
+        order = np.random.RandomState(seed).permutation(len(files))
+        n_val = max(1, int(round(len(files) * val_fraction)))
+        val_files, val_labels = [files[i] for i in order[:n_val]], [labels[i] for i in
+                                                                    order[:n_val]]
+        files, labels = [files[i] for i in order[n_val:]], [labels[i] for i in order[n_val:]]
+    count = max([*labels, *val_labels]) + 1
+    names = [str(i) for i in range(count)]
+    map_file = train_path.with_name("label_list.txt")
+    if map_file.is_file():
+        for line in map_file.read_text(encoding="utf-8").splitlines():
+            key, _, name = line.strip().partition(" ")
+            if key.isdigit() and int(key) < count and name:
+                names[int(key)] = name.strip()
+    val = Split(val_files, np.asarray(val_labels, dtype=np.int64))
+    return DatasetSplits(Split(files, np.asarray(labels, dtype=np.int64)), val, val, names,
+                         preprocess.channels, tuple(preprocess.size))
+
+
 def load_splits(dataset: str, root: str | None, val_fraction: float, seed: int,
                 preprocess: ImagePreprocess) -> DatasetSplits:
     if dataset == "mnist":
@@ -115,8 +168,10 @@ def load_splits(dataset: str, root: str | None, val_fraction: float, seed: int,
         return load_digits()
     if dataset == "image_folder":
         return load_image_folder(root, val_fraction, seed, preprocess)
+    if dataset == "label_list":
+        return load_label_list(root, val_fraction, seed, preprocess)
     raise ConfigError(f"unknown data.dataset '{dataset}'.",
-                      "use mnist, digits or image_folder.")
+                      "use mnist, digits, image_folder or label_list.")
 
 
 def materialize(split: Split, preprocess: ImagePreprocess) -> np.ndarray:

@@ -196,7 +196,9 @@ def fingerprint(step: PlanStep, parent_digest: str | None, pipeline: PipelineCon
         # Only when set: work dirs made before `input:` existed keep their fingerprints.
         **({"input": step.input_id} if step.input_id is not None else {}),
         # model/data/seed shape every stage that trains or evaluates; include them all.
-        "model": to_dict(pipeline.model), "data": to_dict(pipeline.data), "seed": pipeline.seed,
+        # model.pretrained only when set: work dirs made before the key existed resume.
+        "model": _omit_null(to_dict(pipeline.model), ("pretrained",)),
+        "data": to_dict(pipeline.data), "seed": pipeline.seed,
         "parent": parent_digest, "versions": versions,
     })
 

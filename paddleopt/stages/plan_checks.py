@@ -17,7 +17,7 @@ from paddleopt.utils.errors import ConfigError
 STAGE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 # The pipeline name becomes work_dirs/<name>.
 PIPELINE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-IMAGE_DATASETS = ("mnist", "digits", "image_folder")
+IMAGE_DATASETS = ("mnist", "digits", "image_folder", "label_list")
 
 
 def _where(source: str) -> str:
@@ -97,6 +97,10 @@ def _check_data(data: Any, source: str) -> None:
             if not Path(data.root).is_dir():
                 raise ConfigError(f"data.root '{data.root}' is not a folder.",
                                   "point data.root at a folder holding <class>/*.png.")
+        if data.dataset == "label_list" and not (data.root and Path(data.root).is_file()):
+            raise ConfigError(f"data.dataset is label_list but data.root '{data.root}' is not "
+                              f"a file.", "set data.root to the PaddleClas train_list.txt "
+                              "('path label' lines; val_list.txt next to it is the eval split).")
     except ConfigError as exc:
         if source and not exc.message.startswith(source):
             raise ConfigError(f"{source}: {exc.message}", exc.fix) from None

@@ -224,7 +224,7 @@ def test_unknown_skip_tensor_lists_the_quantizable_ops(tiny_inference, tmp_path)
     ({"algo": "percentile"}, "'percentile' is not allowed"),
     ({"max_accuracy_drop": 1.5}, r"max_accuracy_drop must be in \[0, 1\)"),
     ({"max_accuracy_drop": 0.01, "evaluation": {"source": "none"}},
-     "max_accuracy_drop needs labelled evaluation data"),
+     "max_accuracy_drop needs evaluation data"),
     ({"candidates": [{"algo": "kl"}]}, "only tried under a max_accuracy_drop budget"),
     ({"max_accuracy_drop": 0.01, "candidates": [{"qat": True, "algo": "kl"}]},
      "a qat candidate takes no algo/skip settings"),
