@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 ROW_KEYS = {"model", "variant", "backend", "precision", "batch_size", "threads", "onednn",
@@ -21,6 +23,7 @@ def run(script: str, tmp_path, *args: str) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow  # ~60 s: PTQ + three conversions + nine deployments
 def test_peers_quick(tmp_path):
     data = run("peers", tmp_path, "--cache", str(tmp_path / "models"))
     assert data["suite"] == "peers" and data["load_avg"]
