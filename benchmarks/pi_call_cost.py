@@ -243,6 +243,23 @@ def body(data: dict) -> list[str]:
                   f"ms per run (with the profiler's own cost) against a bare run() of "
                   f"{bare:.4f} ms: about {bare / prof['ops_per_run'] * 1e3:.0f} us per operator "
                   f"in all."]
+    p50 = {(r["variant"], r["batch_size"]): r["latency_ms"]["p50"] for r in rows}
+    if ("paddle run() only", 1) in p50 and ("paddleopt run(), now", 1) in p50:
+        bare, before, now = (p50[("paddle run() only", 1)], p50[("paddleopt run(), before", 1)],
+                             p50[("paddleopt run(), now", 1)])
+        ov = next((v for (name, b), v in p50.items() if b == 1 and name.startswith(
+            "openvino fp32")), None)
+        lines += ["", f"Reading it (batch 1): Paddle's own run() is {bare:.3f} ms of the "
+                  f"{now:.3f} ms paddleopt's predictor takes: the Python and copies around it "
+                  f"are {(now - bare) / now:.0%} of a call ({(before - bare) / before:.0%} "
+                  f"before run()'s per-call work moved into __init__; {before:.3f} ms), "
+                  f"within this machine's noise. No Config switch removes the rest: "
+                  f"oneDNN's cache capacity, "
+                  f"memory reuse and the new executor change batch 1 by a few percent either "
+                  f"way; turning IR passes or oneDNN off costs more. What lowers it is fewer "
+                  f"bits (onednn_bf16) or another runtime: OpenVINO fp32 on the same model "
+                  + (f"takes {ov:.3f} ms" if ov else "is faster") + ". The time is spent "
+                  "per operator, inside Paddle's executor (below)."]
     shares = data.get("perf_by_library")
     if shares:
         kernels = sum(v for k, v in shares.items() if "JIT" in k or "dnnl" in k)

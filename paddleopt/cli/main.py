@@ -258,7 +258,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     print(f"re-measured: winner {check['winner_p50_ms']:.3f} ms vs best {check['best']} "
           f"{check['best_p50_ms']:.3f} ms (x{check['ratio']:.3f}, tolerance "
           f"{check['tolerance']:.0%}): {'ok' if check['passed'] else 'NOT within tolerance'}")
-    print(f"wrote {result['file']} (paddleopt infer/serve use it for this model)")
+    from paddleopt.deploy.auto import DEPLOYMENT_FILE
+
+    used = Path(result["file"]).name == DEPLOYMENT_FILE
+    print(f"wrote {result['file']}" + (" (paddleopt infer/serve use it for this model)" if used
+                                       else " (pass it to paddleopt infer/serve as ARTIFACT)"))
     return 0
 
 

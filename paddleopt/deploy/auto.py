@@ -141,6 +141,10 @@ def candidates(artifact: Artifact, request: DeployRequest,
                     if precision == "fp32" and bf16:
                         add(f"pi-bf16{suffix}", "paddle_inference",
                             {"onednn": True, "onednn_bf16": True, **omp}, "bf16")
+                if precision == "fp32":  # the newer executor: much faster at batch 32 on
+                    # the quickstart CNN, slightly slower at batch 1 (pi_call_cost.py)
+                    add("pi-newexec", "paddle_inference",
+                        {"onednn": True, "new_executor": True, **spins[-1][1]}, "fp32")
                 if precision == "fp32" and ov:
                     add("ov", "openvino", {"precision": "fp32"}, "fp32")
                     if bf16:

@@ -146,9 +146,10 @@ class Options:
             the default and 0.65 ms with 0 (load average 18 on 2 cores). On a quiet machine
             spinning keeps multi-thread latency low; measure (paddleopt deploy tries both).
         new_executor: run the program with Paddle's newer InterpreterCore instead of the
-            NaiveExecutor (enable_new_executor). On the quickstart CNN at batch 1 it cut
-            the per-call time (benchmarks/pi_call_cost.py); off by default until it has been
-            checked on more models (deploy measures it as a candidate).
+            NaiveExecutor (enable_new_executor). Quickstart CNN, 1 thread
+            (benchmarks/pi_call_cost.py, loaded machine): 5.3-5.4 ms vs 9-31 ms at batch 32
+            in two runs, 0.86-0.94x at batch 1. Off by default until checked on more
+            models; paddleopt deploy measures it as a candidate.
         memory_optim: reuse intermediate buffers (enable_memory_optim).
         ir_debug: dump the graph after every pass as .dot files into the working directory.
         verbose: keep Paddle's glog output (pass list, fusion counts); off = disable_glog_info.
