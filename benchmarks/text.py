@@ -18,6 +18,7 @@ the distilled student, fp32 and int8.
     python benchmarks/text.py            # measures the finished text pipelines (run them
                                          # first: paddleopt run -c configs/text_*.yaml)
     python benchmarks/text.py --quick    # a tiny model on a few hundred sentences (tests)
+    python benchmarks/text.py --pipeline text_sentiment   # only the student from scratch
     python benchmarks/text.py --preprocess   # LAC + tokenize per worker, before vs after,
                                              # and the classical TF-IDF baseline (no model)
 """
@@ -355,6 +356,11 @@ def main() -> None:
         sys.argv.remove("--preprocess")
         preprocess_main(parse_args(SUITE, __doc__))
         return
+    pipeline = "text_sentiment_distill"
+    if "--pipeline" in sys.argv:  # e.g. --pipeline text_sentiment (its own rows only)
+        at = sys.argv.index("--pipeline")
+        pipeline = sys.argv[at + 1]
+        del sys.argv[at:at + 2]
     args = parse_args(SUITE, __doc__)
     from paddleopt.data.loaders import data_from_manifest
 
@@ -375,9 +381,10 @@ def main() -> None:
     else:
         # The rows: the distilled student (the one to deploy). The student trained from
         # scratch has the same architecture, so only its accuracy is measured.
-        measured = ("distilled", finished_artifacts(REPO / "configs" /
-                                                    "text_sentiment_distill.yaml"))
-        others = [("student", finished_artifacts(REPO / "configs" / "text_sentiment.yaml"))]
+        measured = ("distilled" if pipeline == "text_sentiment_distill" else "student",
+                    finished_artifacts(REPO / "configs" / f"{pipeline}.yaml"))
+        others = [("student", finished_artifacts(REPO / "configs" / "text_sentiment.yaml"))] \
+            if pipeline == "text_sentiment_distill" else []
         teacher = _teacher_artifact()
         batches, seconds, rounds, n_eval, n_parallel = [1, 32], 12.0, 3, None, 4000
     prefix, arts = measured
@@ -405,22 +412,30 @@ def main() -> None:
                          "use_lac": bool(art.manifest.preprocess.get("use_lac")),
                          **timed[variant]})
     bundle.cfg.train_subset = None
-    parallel = parallel_preprocessing(bundle.spec, bundle.splits.train.texts[:n_parallel],
-                                      rounds)
-    speed = preprocessing_speed(bundle.splits.train.texts[:n_parallel], rounds)
-    baseline = None if args.quick else classical_baseline(bundle.splits)
+    parallel, speed, baseline = [], [], None
+    if pipeline == "text_sentiment_distill":  # the same for every pipeline: measured once
+        parallel = parallel_preprocessing(bundle.spec, bundle.splits.train.texts[:n_parallel],
+                                          rounds)
+        speed = preprocessing_speed(bundle.splits.train.texts[:n_parallel], rounds)
+        baseline = None if args.quick else classical_baseline(bundle.splits)
     load_after = [round(x, 2) for x in os.getloadavg()]
     extra = {"parallel_preprocessing": parallel, "accuracy_test": accuracies,
              "preprocessing_per_worker": speed, "classical_baseline": baseline,
              "load_average_1_5_15m": {"start": load_before, "end": load_after},
              "accuracy_test_sentences": len(texts),
              "int8_vs_fp32": _int8_summary(rows, variants(arts)[1][0])}
-    data = write_results(SUITE, rows, args.out, extra)
+    section, out = SUITE, args.out
+    if pipeline != "text_sentiment_distill":  # its own results file and docs section
+        short = pipeline.removeprefix(f"{SUITE}_")
+        section, out = f"{SUITE}-{short}", args.out.replace(f"{SUITE}.json",
+                                                            f"{SUITE}_{short}.json")
+    data = write_results(SUITE, rows, out, extra)
     print("\n".join(_table(rows)))
     print("\n".join(_parallel_lines(parallel)))
     print(extra["accuracy_test"], extra["int8_vs_fp32"])
     if not args.quick and not args.no_docs:
-        render_section(SUITE, data, _doc_body)
+        render_section(section, data, _doc_body, command=f"python benchmarks/text.py "
+                       f"--pipeline {pipeline}" if section != SUITE else None)
 
 
 def _model_name(spec: dict) -> str:
@@ -497,7 +512,8 @@ def _accuracy_lines(acc: dict[str, float | None], baseline: dict | None = None) 
 
 def _doc_body(data: dict) -> list[str]:
     lines = [(f"End to end = raw sentence -> label (oneDNN, {THREADS} thread per predictor; "
-              "preprocessing runs in the same thread, no token cache; the variants are timed "
+              "preprocessing runs in the same thread, no text cache (each variant's encoder "
+              "keeps its piece cache, as a server does); the variants are timed "
               "in turn, several rounds each, best round kept). The int8 rows without "
               "a suffix run oneDNN INT8 on fc ops only, as the artifact records; -all-ops "
               "overrides that to every quantized op. Accuracy: all "
@@ -513,17 +529,21 @@ def _doc_body(data: dict) -> list[str]:
                      "shared with other jobs: absolute numbers are noisy, compare within a "
                      "row group.")
         lines.append("")
+    pre_name = "LAC + tokenization" if any(r["use_lac"] for r in data["rows"]) else \
+        "tokenization"
     for batch, s in data["int8_vs_fp32"].items():
         same = s.get("e2e_speedup_same_preprocess_p50")
         lines.append(f"- {batch}: {s['variant']} vs fp32 end to end **{s['e2e_speedup']}x** "
                      f"sentences/s" + (f" ({same}x with both rows' p50 preprocessing time "
                                        f"taken from the fp32 row)" if same else "") +
-                     f"; model alone {s['model_speedup_p50']}x at p50; LAC + tokenization "
+                     f"; model alone {s['model_speedup_p50']}x at p50; {pre_name} "
                      f"{s['preprocess_share_fp32']:.0%} of the fp32 time, "
                      f"{s['preprocess_share_int8']:.0%} of the int8 time; accuracy drop "
                      f"{s['accuracy_drop']:+.4f}.")
     if data.get("preprocessing_per_worker"):
         lines += ["", *_preprocess_lines(data)[:-2]]  # without its load line (said above)
+    if not data["parallel_preprocessing"]:
+        return lines
     lines += ["", ("Parallel preprocessing (training sentences, no cache; the 2-worker time "
                    "includes forking the workers and, with LAC, building a LAC predictor in "
                    "each; 1 and 2 workers alternate, best run of each kept):"), "",
