@@ -147,7 +147,8 @@ class QuantizeResult:
                          f"{c.get('speedup_vs_fp32', '-')}x  {c.get('reason', '')}")
         if self.kept == "int8":
             head = (f"INT8 kept: {self.metric} {self.score:.4f} vs fp32 (budget: >= "
-                    f"{1 - self.max_drop:.4f}), {self.speedup}x faster -> {self.artifact}")
+                    f"{1 - self.max_drop:.4f}), {self.speedup}x the fp32 speed at batch 1 "
+                    f"-> {self.artifact}")
         else:
             head = (f"INT8 not kept: {self.reason}\nthe fp32 model stays the answer: "
                     f"{self.source}")
