@@ -8,6 +8,7 @@ Use them from your own Paddle code too::
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -315,9 +316,13 @@ def check_config(config: str | Path | dict, overrides: list[str] | None = None,
 
 
 def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
-          options: dict[str, Any] | None = None, top_k: int = 1) -> list[dict]:
+          options: dict[str, Any] | None = None, top_k: int = 1,
+          preprocess: dict[str, Any] | None = None) -> list[dict]:
     """Predictions for raw inputs (image files or .npy arrays), using the manifest's
-    preprocessing so no training config is needed."""
+    preprocessing so no training config is needed. ``preprocess`` overrides entries of it for
+    image files (e.g. ``{"invert": True}``, ``{"size": [32, 32]}``, mean/std); .npy/.npz
+    inputs must already be preprocessed. Images whose brightness is unlike the training
+    images' get a warning on the paddleopt logger (and in each result's ``warnings``)."""
     import numpy as np
 
     from paddleopt.deploy.inputs import load_inputs
@@ -329,14 +334,19 @@ def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
     artifact, backend, options = _deployed(artifact, backend, options)
     art = open_artifact(artifact).verify()
     predictor = load_predictor(art, backend, options)
-    feeds, names = load_inputs(art, inputs)
+    warnings: list[str] = []
+    feeds, names = load_inputs(art, inputs, preprocess, warn=warnings.append)
+    for line in warnings:
+        logging.getLogger("paddleopt").warning("warning: %s", line)
     logits = np.asarray(predictor.run(feeds)[0])
     classes = int(np.prod(logits.shape[1:]))
     if top_k > classes:
         raise UserError(f"top_k is {top_k}, but the model scores {classes} classes.",
                         f"pass --top-k {classes} or less.")
     best = top_k_classes(logits.reshape(len(logits), -1), art.manifest.labels, top_k)
-    return [{"input": name, "predictions": preds} for name, preds in zip(names, best)]
+    return [{"input": name, "predictions": preds,
+             "warnings": [w for w in warnings if w.startswith(f"{name}: ")]}
+            for name, preds in zip(names, best)]
 
 
 def serve(artifact: str | Path | None = None, ready: Any = None, **settings: Any) -> None:

@@ -194,7 +194,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     artifact = _artifact_arg(args)
     results = api.infer(artifact, args.inputs, backend=args.backend,
-                        options=_backend_options(args), top_k=args.top_k)
+                        options=_backend_options(args), top_k=args.top_k,
+                        preprocess=_preprocess_overrides(args))
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:
@@ -202,6 +203,24 @@ def cmd_infer(args: argparse.Namespace) -> int:
             preds = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in r["predictions"])
             print(f"{r['input']}: {preds}")
     return 0
+
+
+def _preprocess_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """infer's --invert/--size/--mean/--std as manifest preprocess entries."""
+    out: dict[str, Any] = {}
+    if args.invert is not None:
+        out["invert"] = args.invert == "on"
+    if args.size:
+        try:
+            h, w = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise UserError(f"--size {args.size!r} is not HEIGHTxWIDTH.",
+                            "pass e.g. --size 28x28.") from None
+        out["size"] = [h, w]
+    for name in ("mean", "std"):
+        if getattr(args, name):
+            out[name] = getattr(args, name)
+    return out
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -293,10 +312,44 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="any backend option, e.g. --option ir_optim=false")
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help when it has a real default the text does
+    not already mention."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False or default == []
+                or default == argparse.SUPPRESS or not action.option_strings):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list) else "%(default)s"
+        return f"{text} (default: {shown})" if text else f"default: {shown}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command's parser shows option defaults (subparsers inherit the class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpWithDefaults)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"paddleopt {version('paddleopt')}"
+    except PackageNotFoundError:
+        return "paddleopt (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paddleopt", description=(
+    parser = _Parser(prog="paddleopt", description=(
         "Train, compress, export and deploy PaddlePaddle models from one config-driven pipeline."))
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging and the third-party output (Paddle, PaddleSlim, "
+                             "glog) that is muted by default")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="plan and run a whole pipeline, then write the report")
@@ -331,10 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="latency/throughput/accuracy of an artifact")
     p.add_argument("artifact", nargs="?", help="artifact folder (or use -c)")
     _add_config(p, required=False)
-    p.add_argument("--batch-size", type=int, nargs="+", default=[1])
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--iters", type=int, default=200)
-    p.add_argument("--max-seconds", type=float, default=5.0)
+    p.add_argument("--batch-size", type=int, nargs="+", default=[1],
+                   help="batch sizes to time, each in its own row")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs before timing")
+    p.add_argument("--iters", type=int, default=200,
+                   help="timed runs per batch size (fewer when --max-seconds is reached)")
+    p.add_argument("--max-seconds", type=float, default=5.0,
+                   help="time budget per batch size")
     p.add_argument("--eval-samples", type=int, default=None,
                    help="score accuracy on the first N eval samples (default: all)")
     p.add_argument("--json", help="also write the rows to this JSON file")
@@ -367,9 +423,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("infer", help="predict raw inputs with an artifact")
     p.add_argument("artifact", nargs="?", help="artifact folder (or use -c)")
-    p.add_argument("inputs", nargs="*", help="image files, .npy or .npz")
+    p.add_argument("inputs", nargs="*",
+                   help="image files (preprocessed as the artifact's manifest records), or "
+                        ".npy/.npz tensors that are ALREADY preprocessed (normalized, the "
+                        "model's size and layout: they are fed as they are)")
     _add_config(p, required=False)
-    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--top-k", type=int, default=1,
+                   help="print the K most likely classes with their softmax scores")
+    p.add_argument("--invert", nargs="?", const="on", choices=("on", "off"),
+                   help="flip light and dark before the model sees the image (e.g. a "
+                        "black-on-white drawing for a model trained on white-on-black MNIST); "
+                        "'off' cancels an invert the manifest records")
+    p.add_argument("--size", metavar="HxW", help="resize images to this instead of the "
+                   "manifest's size, e.g. 28x28")
+    p.add_argument("--mean", type=float, nargs="+", metavar="M",
+                   help="normalization mean per channel (images scaled to [0, 1] first)")
+    p.add_argument("--std", type=float, nargs="+", metavar="S",
+                   help="normalization std per channel")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_backend_args(p)
     p.set_defaults(func=cmd_infer)
@@ -381,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--workers", type=int, default=2,
-                   help="threads running batches, one predictor each")
+                   help="threads (or processes, see --executor) running batches, one "
+                        "predictor each")
     p.add_argument("--executor", choices=("thread", "process"), default="thread",
                    help="run the predictors in the server process (thread) or one child "
                         "process per worker (process: Paddle Inference holds the GIL while "
@@ -511,12 +582,25 @@ def cmd_k8s(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_third_parties() -> None:
+    """Default (no -v): glog INFO lines ("New Executor is Running") and setuptools' "replacing
+    distutils" warning are not for users. Set before paddle is imported (commands import it
+    lazily); a GLOG_minloglevel the user exported wins."""
+    import os
+    import warnings
+
+    os.environ.setdefault("GLOG_minloglevel", "1")
+    warnings.filterwarnings("ignore", message="Setuptools is replacing distutils")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from paddleopt.utils.logging import setup_logging
 
     setup_logging(args.verbose)
+    if not args.verbose:
+        quiet_third_parties()
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paddleopt.compress._common import static_mode
+from paddleopt.compress._common import quiet_paddleslim, static_mode
 from paddleopt.utils.errors import UserError
 from paddleopt.utils.imports import import_paddle
 
@@ -331,18 +331,25 @@ def quantize_post_static(
         feed_vars = [paddle.static.data(f["name"], f["shape"], f["dtype"]) for f in feeds]
         loader = paddle.io.DataLoader(_Batches(), feed_list=feed_vars, places=place,
                                       return_list=False, batch_size=None)
+        from paddleopt.utils.native_output import third_party_muted
+
         try:
-            quant_post_static(
-                executor=exe, model_dir=str(model_file.parent),
-                quantize_model_path=str(out_dir), data_loader=loader,
-                model_filename=model_file.name,
-                params_filename=params_file.name if params_file else None,
-                save_model_filename="model.pdmodel", save_params_filename="model.pdiparams",
-                batch_nums=len(batches), scope=scope, algo=paddle_algo,
-                hist_percent=hist_percent, bias_correction=bias_correction,
-                quantizable_op_type=list(quantizable_op_types),
-                weight_quantize_type=weight_quantize_type, onnx_format=onnx_format,
-                skip_tensor_list=list(skip_tensors) or None, optimize_model=optimize_model)
+            # PaddleSlim's tqdm bars, its INFO log and the deprecation warning about loading
+            # the inference model go straight to the terminal: muted unless `-v`.
+            with third_party_muted(), quiet_paddleslim():
+                quant_post_static(
+                    executor=exe, model_dir=str(model_file.parent),
+                    quantize_model_path=str(out_dir), data_loader=loader,
+                    model_filename=model_file.name,
+                    params_filename=params_file.name if params_file else None,
+                    save_model_filename="model.pdmodel",
+                    save_params_filename="model.pdiparams",
+                    batch_nums=len(batches), scope=scope, algo=paddle_algo,
+                    hist_percent=hist_percent, bias_correction=bias_correction,
+                    quantizable_op_type=list(quantizable_op_types),
+                    weight_quantize_type=weight_quantize_type, onnx_format=onnx_format,
+                    skip_tensor_list=list(skip_tensors) or None,
+                    optimize_model=optimize_model)
         except (IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
             # Paddle's own PTQ code failing on this model with this algorithm (avg reshapes
             # every activation by its first dimension and fails on ERNIE's 0-d tensors): the

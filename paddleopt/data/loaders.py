@@ -11,7 +11,8 @@ from paddleopt.config.sections import DataConfig
 from paddleopt.data.bundle import SplitBundle
 from paddleopt.data.datasets import DatasetSplits, Split, load_splits, make_paddle_dataset, \
     materialize
-from paddleopt.data.preprocess import ImagePreprocess, image_preprocess, spec_dict
+from paddleopt.data.preprocess import (ImagePreprocess, brightness_stats, image_preprocess,
+                                       spec_dict)
 from paddleopt.utils.imports import import_paddle
 
 
@@ -65,7 +66,9 @@ class DataBundle(SplitBundle):
             "labels": list(self.splits.labels),
             "dataset": {"name": self.cfg.dataset, "root": self.cfg.root,
                         "eval_split": self.cfg.eval_split, "val_fraction": self.cfg.val_fraction,
-                        "seed": self.seed},
+                        "seed": self.seed,
+                        # what `infer` compares raw images with (see brightness_warnings)
+                        "brightness": brightness_stats(self.train_split.images)},
         }
 
     def input_specs(self) -> list[TensorSpec]:

@@ -104,8 +104,45 @@ def _resize_short_crop(img: Any, spec: ImagePreprocess, resample: Any) -> Any:
 def preprocess_images(paths: list[str | Path], spec_dict: dict[str, Any]) -> np.ndarray:
     """Image files -> one normalized batch, using the spec stored in a manifest."""
     spec = parse(ImagePreprocess, spec_dict, path="manifest.preprocess")
-    return normalize(np.stack([load_image(p, spec) for p in paths]), spec)
+    return normalize(load_images(paths, spec), spec)
+
+
+def load_images(paths: list[str | Path], spec: ImagePreprocess) -> np.ndarray:
+    """Image files -> [N, C, H, W] in [0, 1] (inverted if the spec says so), not normalized."""
+    return np.stack([load_image(p, spec) for p in paths])
 
 
 def spec_dict(spec: ImagePreprocess) -> dict[str, Any]:
     return to_dict(spec)
+
+
+def brightness_stats(images: Any, limit: int = 2000) -> dict[str, float] | None:
+    """Mean and spread of the per-sample mean pixel ([0, 1] scale, before normalization) of
+    up to ``limit`` training images: what ``infer`` compares a user's image with to notice
+    e.g. a black-on-white digit fed to a model trained on white-on-black MNIST."""
+    if not isinstance(images, np.ndarray) or images.ndim < 3 or not len(images):
+        return None  # image-folder splits (paths) are not read just for this
+    per_sample = images[:limit].reshape(min(limit, len(images)), -1).mean(axis=1)
+    return {"mean": round(float(per_sample.mean()), 5), "std": round(float(per_sample.std()), 5),
+            "samples": int(len(per_sample))}
+
+
+def brightness_warnings(raw: np.ndarray, names: list[str], stats: dict[str, float] | None,
+                        invert: bool) -> list[str]:
+    """One line per input whose mean pixel lies far outside the training images' (more than
+    5 standard deviations, and at least 0.1 away); says when inverting would fit."""
+    if not stats:
+        return []
+    mu, sd = stats["mean"], stats["std"]
+    tolerance = max(5 * sd, 0.1)
+    out = []
+    for name, sample in zip(names, raw):
+        m = float(sample.mean())
+        if abs(m - mu) <= tolerance:
+            continue
+        hint = (f"it looks inverted: pass --invert{' off' if invert else ''} "
+                f"(--invert flips light and dark)" if abs((1 - m) - mu) <= tolerance
+                else "check its size, crop and polarity (--invert, --size, --mean/--std)")
+        out.append(f"{name}: mean pixel {m:.3f} is unlike the training images' "
+                   f"{mu:.3f} +- {sd:.3f}; the prediction is unreliable: {hint}.")
+    return out

@@ -22,24 +22,49 @@ def shape_fits(shape: Sequence[int], expected: Sequence[int]) -> bool:
     return len(shape) == len(expected) and all(e in (-1, g) for e, g in zip(expected, shape))
 
 
-def load_inputs(artifact: Any, inputs: list[str]) -> tuple[list[np.ndarray], list[str]]:
-    """Return (feeds, one display name per sample)."""
+def load_inputs(artifact: Any, inputs: list[str], preprocess: dict[str, Any] | None = None,
+                warn: Any = None) -> tuple[list[np.ndarray], list[str]]:
+    """Return (feeds, one display name per sample). ``preprocess`` overrides entries of the
+    manifest's image preprocessing (invert, size, mean, std, ...); ``warn(line)`` receives one
+    line per image whose brightness is unlike the training images'."""
     if not inputs:
         raise UserError("no inputs given.", "pass image files or .npy/.npz files after ARTIFACT.")
     manifest = artifact.manifest
     suffixes = {Path(i).suffix.lower() for i in inputs}
     if suffixes <= {".npy", ".npz"}:
+        if preprocess:
+            raise UserError(f"preprocessing overrides ({', '.join(sorted(preprocess))}) apply "
+                            f"to image files; .npy/.npz inputs are fed as they are.",
+                            "save the tensors already preprocessed (normalized, the model's "
+                            "size and layout), or pass image files.")
         return _tensor_inputs(manifest, inputs)
     if manifest.preprocess.get("type") == "text":  # texts, .txt files (one per line) or -
         from paddleopt.text.preprocess import text_inputs
 
         return text_inputs(artifact, inputs)
     if manifest.preprocess.get("type") == "image":
-        from paddleopt.data.preprocess import preprocess_images
-
-        return [preprocess_images(inputs, manifest.preprocess)], list(inputs)
+        return _image_inputs(manifest, inputs, preprocess or {}, warn)
     raise UserError(f"artifact '{artifact.path}' records no image preprocessing, so raw "
                     f"inputs cannot be converted.", "pass ready tensors as .npy/.npz files.")
+
+
+def _image_inputs(manifest: Any, inputs: list[str], overrides: dict[str, Any],
+                  warn: Any) -> tuple[list[np.ndarray], list[str]]:
+    from paddleopt.config.schema import parse
+    from paddleopt.data.preprocess import (ImagePreprocess, brightness_warnings, load_images,
+                                           normalize)
+
+    spec = parse(ImagePreprocess, {**manifest.preprocess, **overrides},
+                 path="preprocess overrides" if overrides else "manifest.preprocess")
+    problem = spec.validate()
+    if problem:
+        raise UserError(*problem)
+    raw = load_images(inputs, spec)
+    if warn is not None:
+        for line in brightness_warnings(raw, list(inputs), manifest.dataset.get("brightness"),
+                                        spec.invert):
+            warn(line)
+    return [normalize(raw, spec)], list(inputs)
 
 
 def _tensor_inputs(manifest: Any, inputs: list[str]) -> tuple[list[np.ndarray], list[str]]:

@@ -26,6 +26,7 @@ def stage_rows(artifacts: list[Artifact]) -> list[dict[str, Any]]:
             "precision": m.precision,
             "size_bytes": art.size_bytes(),
             "metrics": {k: v for k, v in m.metrics.items() if k != "history"},
+            "history": m.metrics.get("history") or [],  # per-epoch, for the training curves
             "checks": m.checks,
             # PNGs a stage wrote (role "plot", e.g. ptq's candidates.png), relative to work_dir
             "plots": [f"{art.path.name}/{rel}" for role, rel in m.files.items()
@@ -37,6 +38,7 @@ def stage_rows(artifacts: list[Artifact]) -> list[dict[str, Any]]:
 def write_report(work_dir: Path, plan: Any, artifacts: dict[str, Artifact],
                  deployments: list[dict]) -> Path:
     from paddleopt.utils.machine import machine_info
+    from paddleopt.utils.versions import stack_versions
 
     data = {
         "pipeline": plan.config.name,
@@ -44,6 +46,7 @@ def write_report(work_dir: Path, plan: Any, artifacts: dict[str, Artifact],
         "work_dir": str(work_dir),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
+        "versions": stack_versions(),
         "stages": stage_rows(list(artifacts.values())),
         "deployments": deployments,
     }
@@ -53,7 +56,8 @@ def write_report(work_dir: Path, plan: Any, artifacts: dict[str, Artifact],
 
 
 def render_markdown(work_dir: Path) -> Path:
-    """(Re-)render report.md from report.json, refreshing stages from the folders' manifests."""
+    """(Re-)render report.md and report.html from report.json, refreshing stages from the
+    folders' manifests. Returns report.md's path."""
     from paddleopt.artifact.workdir import stage_artifacts
 
     work_dir = Path(work_dir)
@@ -67,6 +71,9 @@ def render_markdown(work_dir: Path) -> Path:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md = work_dir / "report.md"
     md.write_text(markdown(data), encoding="utf-8")
+    from paddleopt.report.html import render_html
+
+    render_html(work_dir, data)
     return md
 
 
@@ -78,6 +85,21 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, int) and abs(value) >= 10_000:
         return f"{value:,}"
     return str(value)
+
+
+def accuracy_text(metrics: dict[str, Any]) -> str:
+    """'0.9887 (n=10,000)': an accuracy with the number of samples it was measured on."""
+    acc = metrics.get("accuracy")
+    if acc is None:
+        return "-"
+    n = metrics.get("eval_samples")
+    return f"{acc:.4f}" + (f" (n={n:,})" if isinstance(n, int) else "")
+
+
+def check_lines(checks: dict[str, Any]) -> list[str]:
+    """One 'key: value' per scalar check (nested ones are in manifest.json)."""
+    return [f"{k}: {_fmt(v, 6) if isinstance(v, float) else v}" for k, v in checks.items()
+            if not isinstance(v, (dict, list))]
 
 
 def candidate_lines(row: dict[str, Any]) -> list[str]:
@@ -113,10 +135,9 @@ def markdown(data: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for row in data["stages"]:
         m = row["metrics"]
-        checks = ", ".join(f"{k}={_fmt(v, 6) if isinstance(v, float) else v}"
-                           for k, v in row["checks"].items() if not isinstance(v, (dict, list)))
+        checks = "<br>".join(check_lines(row["checks"])) or "-"
         lines.append(f"| {row['stage']} | {row['type']} | {row['kind']} | {row['precision']} | "
-                     f"{_fmt(m.get('accuracy'))} | {_fmt(m.get('params'))} | "
+                     f"{accuracy_text(m)} | {_fmt(m.get('params'))} | "
                      f"{_fmt(m.get('flops'))} | {row['size_bytes'] / 1024:.1f} | {checks} |")
     for row in data["stages"]:
         if row["metrics"].get("candidates"):  # ptq's accuracy-aware search: what was tried
@@ -131,9 +152,14 @@ def markdown(data: dict[str, Any]) -> str:
         lat = row["latency_ms"]
         lines.append(
             f"| {row['variant']} | {row['backend']} | {row['precision']} | {row['batch_size']} | "
-            f"{_fmt(row['accuracy'])} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | "
+            f"{accuracy_text(row)} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | "
             f"{row['throughput_per_s']:.1f} | {row['size_bytes'] / 1024:.1f} | "
             f"{_fmt(row.get('peak_rss_mb'), 1)} |")
     lines += ["", "Latency is wall time per `run()` call on the batch; samples/s = batch size x "
-              "calls / time. Machines here are shared: compare ratios within one report.", ""]
+              "calls / time. Machines here are shared: compare ratios within one report. "
+              "Accuracies are on the n samples shown (stages: their evaluation split; "
+              "deployments: `evaluate.eval_samples`). Plots: report.html.", ""]
+    if data.get("versions"):
+        lines += ["## Package versions", "",
+                  ", ".join(f"{k} {v}" for k, v in data["versions"].items()), ""]
     return "\n".join(lines)

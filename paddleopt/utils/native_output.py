@@ -44,3 +44,20 @@ def flush_c_stdio() -> None:
         ctypes.CDLL(None).fflush(None)
     except Exception:  # no libc symbol lookup on this platform: nothing buffered to lose
         pass
+
+
+def third_party_quiet() -> bool:
+    """Whether third-party chatter (PaddleSlim bars and logs, oneDNN pass summaries) is muted:
+    always, unless the paddleopt logger is at DEBUG (`paddleopt -v`)."""
+    import logging
+
+    return not logging.getLogger("paddleopt").isEnabledFor(logging.DEBUG)
+
+
+@contextlib.contextmanager
+def third_party_muted() -> Iterator[None]:
+    """Mute fds 1 and 2 for a block of third-party work unless `-v` (see third_party_quiet).
+    Only for blocks that print nothing of ours: errors still arrive as exceptions."""
+    quiet = third_party_quiet()
+    with fd_silenced(1, quiet), fd_silenced(2, quiet):
+        yield

@@ -15,10 +15,10 @@ def _rows():
     lat = lambda p50: {"p50": p50, "p90": p50, "p99": p50}  # noqa: E731
     return [
         {"name": "hist", "status": "rejected", "accuracy": 0.95, "accuracy_drop": 0.02,
-         "latency_ms": lat(1.0), "speedup_vs_fp32": 3.0, "reason": "drop 2.00% > budget"},
+         "latency_ms": lat(1.0), "speedup_vs_fp32": 3.0, "reason": "drop 2.00 points > budget"},
         {"name": "kl", "status": "kept", "chosen": True, "accuracy": 0.968,
          "accuracy_drop": 0.002, "latency_ms": lat(1.1), "speedup_vs_fp32": 2.9,
-         "reason": "drop 0.20% <= budget -> chosen"},
+         "reason": "drop 0.20 points <= budget -> chosen"},
         {"name": "qat", "status": "not_tried", "reason": "'kl' already fits"},
     ]
 
@@ -37,6 +37,7 @@ def test_report_shows_candidates_and_plot():
                     "max_accuracy_drop": 0.005, "latency": {"batch_size": 32}}}]}
     md = markdown(data)
     assert "Budget: 0.50 points; chosen `kl`" in md
-    assert "| kl | kept | 0.9680 | 0.20 | 1.100 | 2.90 | drop 0.20% <= budget -> chosen |" in md
+    assert ("| kl | kept | 0.9680 | 0.20 | 1.100 | 2.90 | drop 0.20 points <= budget -> "
+            "chosen |") in md
     assert "| qat | not_tried | - | - | - | - | 'kl' already fits |" in md
     assert "![ptq candidates.png](03_ptq/candidates.png)" in md

@@ -182,7 +182,7 @@ def test_first_fit_stops_at_the_first_candidate_within_budget(monkeypatch, tiny_
     art = _search(monkeypatch, tiny_inference, tmp_path, _Fake([0.80, 0.895], [3.0, 2.0]))
     cands = art.manifest.metrics["candidates"]
     assert [c["status"] for c in cands] == ["rejected", "kept", "not_tried"]
-    assert "drop 10.00% > budget 1.00%" in cands[0]["reason"]
+    assert "drop 10.00 points > budget 1.00 points" in cands[0]["reason"]
     assert "(first that fits)" in cands[1]["reason"] and art.manifest.metrics["chosen"] == "avg"
 
 
@@ -196,8 +196,9 @@ def test_search_all_keeps_the_fastest_within_budget(monkeypatch, tiny_inference,
 
 
 def test_no_candidate_fits_fails_with_what_was_tried(monkeypatch, tiny_inference, tmp_path):
-    with pytest.raises(StageError, match=r"no PTQ candidate fits max_accuracy_drop 1.00% "
-                                         r"\(abs_max: drop 20.00% > budget 1.00%; avg: drop"):
+    with pytest.raises(StageError, match=r"no PTQ candidate fits max_accuracy_drop 1.00 points "
+                                         r"\(abs_max: drop 20.00 points > budget 1.00 "
+                                         r"points; avg: drop"):
         _search(monkeypatch, tiny_inference, tmp_path,
                 _Fake([0.7, 0.7, 0.7], [1.0, 1.0, 1.0]))
     record = json.loads((tmp_path / "ptq" / "candidates.json").read_text())

@@ -42,7 +42,7 @@ import numpy as np
 
 from paddleopt.deploy.predictor import Predictor, Variant
 from paddleopt.utils.errors import UserError
-from paddleopt.utils.native_output import fd_silenced
+from paddleopt.utils.native_output import fd_silenced, third_party_quiet
 
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact, TensorSpec
@@ -604,8 +604,11 @@ class PaddleInferencePredictor(Predictor):
         if _predictor is None:
             try:
                 # the oneDNN INT8 passes print summaries with std::cout, which would corrupt
-                # the stdout of commands that print JSON (glog alone is disabled elsewhere)
-                with fd_silenced(1, enabled=not options.verbose):
+                # the stdout of commands that print JSON, and ~30 ANSI-coloured "quantized 0
+                # nearest_interp ops" lines to stderr (glog alone is disabled elsewhere)
+                quiet = not options.verbose
+                with fd_silenced(1, enabled=quiet), \
+                        fd_silenced(2, enabled=quiet and third_party_quiet()):
                     _predictor = inference.create_predictor(config)
             except Exception as exc:  # C++ errors arrive as ValueError/RuntimeError/...
                 raise UserError(

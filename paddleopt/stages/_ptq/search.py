@@ -9,7 +9,7 @@ from paddleopt.artifact import Artifact, Manifest
 from paddleopt.stages._ptq.config import CandidateConfig, PTQConfig
 from paddleopt.stages._ptq.data import PTQData
 from paddleopt.stages._ptq.layers import Quantizer
-from paddleopt.stages._ptq.record import Recorder, pct
+from paddleopt.stages._ptq.record import Recorder, pct, points
 from paddleopt.stages.base import StageContext
 from paddleopt.utils.errors import StageError, UserError
 
@@ -91,9 +91,9 @@ class PTQRun:
                              "set evaluation.source: agreement (fp32 agreement, no labels), "
                              "pipeline or npz.")
         baseline = self.measure(self.src, data, paired=False)
-        ctx.log.info("[%s] fp32 baseline: accuracy %s, p50 %.3f ms at batch %d", ctx.stage_id,
-                     pct(baseline.get("accuracy")), baseline["latency_ms"]["p50"],
-                     cfg.latency.batch_size)
+        ctx.log.info("[%s] fp32 baseline: accuracy %s on %s held-out samples (the search's), "
+                     "p50 %.3f ms at batch %d", ctx.stage_id, pct(baseline.get("accuracy")),
+                     _count(data), baseline["latency_ms"]["p50"], cfg.latency.batch_size)
         results: list[dict[str, Any]] = []
         chosen: dict[str, Any] | None = None
         root = self.out_dir / "candidates"
@@ -129,14 +129,14 @@ class PTQRun:
             if budget is None:
                 row.update(status="fits", reason="single setting (no max_accuracy_drop)")
             elif fits:
-                row.update(status="fits", reason=f"drop {pct(row['accuracy_drop'])} <= "
-                                                 f"budget {pct(budget)}")
+                row.update(status="fits", reason=f"drop {points(row['accuracy_drop'])} <= "
+                                                 f"budget {points(budget)}")
             else:
-                row.update(status="rejected", reason=f"drop {pct(row['accuracy_drop'])} > "
-                                                     f"budget {pct(budget)}")
+                row.update(status="rejected", reason=f"drop {points(row['accuracy_drop'])} > "
+                                                     f"budget {points(budget)}")
             ctx.log.info("[%s] candidate %-14s accuracy %s drop %s p50 %.3f ms (%.2fx): %s",
                          ctx.stage_id, label, pct(row.get("accuracy")),
-                         pct(row.get("accuracy_drop")), row["latency_ms"]["p50"],
+                         points(row.get("accuracy_drop")), row["latency_ms"]["p50"],
                          row["speedup_vs_fp32"], row["status"])
             if fits and chosen is None:
                 chosen = row
@@ -163,7 +163,7 @@ class PTQRun:
         if chosen is None:
             tried = "; ".join(f"{r['name']}: {r.get('reason')}" for r in results)
             raise StageError(
-                f"no PTQ candidate fits max_accuracy_drop {pct(budget)} ({tried}).",
+                f"no PTQ candidate fits max_accuracy_drop {points(budget)} ({tried}).",
                 f"raise max_accuracy_drop, add candidates (skip_sensitive, qat), or calibrate "
                 f"with more data; what was tried: {self.out_dir / 'candidates.json'}")
         return self.recorder.finish(chosen, self.made[chosen["index"]], results, baseline)
@@ -255,3 +255,11 @@ class PTQRun:
                  "onednn_int8_ops": row["onednn_int8_ops"]}
         row["quantized_compute_ops"] = program.get("quantized_compute_ops")
         return self.quantizer.int8_artifact(folder, quant)
+
+
+def _count(data: Any) -> str:
+    """How many samples an evaluation set holds ('?' when it cannot tell)."""
+    try:
+        return f"{len(data[1]):,}"
+    except (TypeError, IndexError):
+        return "?"
