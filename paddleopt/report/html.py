@@ -109,15 +109,15 @@ def render_html(work_dir: Path, data: dict[str, Any]) -> Path:
     """Write ``work_dir/report.html`` from the report data (the dict in report.json)."""
     from jinja2 import Environment, select_autoescape
 
-    from paddleopt.report.render import _flags, _fmt, accuracy_text, check_lines
+    from paddleopt.report.formatting import accuracy_text, check_lines, flags, fmt
     from paddleopt.utils.versions import stack_versions
 
     stage_figs, deploy_figs = _figures(work_dir, data)
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     html = env.from_string(TEMPLATE).render(
-        d=data, flags=_flags(data["machine"].get("isa", {})),
+        d=data, flags=flags(data["machine"].get("isa", {})),
         versions=data.get("versions") or stack_versions(),
-        stage_figures=stage_figs, deploy_figures=deploy_figs, fmt=_fmt,
+        stage_figures=stage_figs, deploy_figures=deploy_figs, fmt=fmt,
         accuracy=accuracy_text, check_lines=check_lines)
     path = work_dir / "report.html"
     path.write_text(html, encoding="utf-8")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from paddleopt.artifact import Artifact
+from paddleopt.report.formatting import accuracy_text, check_lines, flags, fmt
 from paddleopt.utils.errors import UserError
 
 STAGE_METRICS = ("accuracy", "params", "flops", "sparsity", "size_bytes", "train_seconds",
@@ -77,29 +78,10 @@ def render_markdown(work_dir: Path) -> Path:
     return md
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    if isinstance(value, int) and abs(value) >= 10_000:
-        return f"{value:,}"
-    return str(value)
 
 
-def accuracy_text(metrics: dict[str, Any]) -> str:
-    """'0.9887 (n=10,000)': an accuracy with the number of samples it was measured on."""
-    acc = metrics.get("accuracy")
-    if acc is None:
-        return "-"
-    n = metrics.get("eval_samples")
-    return f"{acc:.4f}" + (f" (n={n:,})" if isinstance(n, int) else "")
 
 
-def check_lines(checks: dict[str, Any]) -> list[str]:
-    """One 'key: value' per scalar check (nested ones are in manifest.json)."""
-    return [f"{k}: {_fmt(v, 6) if isinstance(v, float) else v}" for k, v in checks.items()
-            if not isinstance(v, (dict, list))]
 
 
 def candidate_lines(row: dict[str, Any]) -> list[str]:
@@ -113,32 +95,28 @@ def candidate_lines(row: dict[str, Any]) -> list[str]:
     for c in m["candidates"]:
         lat = (c.get("latency_ms") or {}).get("p50")
         drop = c.get("accuracy_drop")
-        lines.append(f"| {c['name']} | {c.get('status', '-')} | {_fmt(c.get('accuracy'))} | "
+        lines.append(f"| {c['name']} | {c.get('status', '-')} | {fmt(c.get('accuracy'))} | "
                      f"{'-' if drop is None else f'{100 * drop:.2f}'} | "
                      f"{'-' if lat is None else f'{lat:.3f}'} | "
-                     f"{_fmt(c.get('speedup_vs_fp32'), 2)} | {c.get('reason', '')} |")
+                     f"{fmt(c.get('speedup_vs_fp32'), 2)} | {c.get('reason', '')} |")
     return lines
 
 
-def _flags(isa: dict[str, bool] | list[str]) -> str:
-    from paddleopt.utils.machine import present_flags
-
-    return ", ".join(present_flags(isa)) or "none recorded"
 
 
 def markdown(data: dict[str, Any]) -> str:
     lines = [f"# paddleopt report: {data['pipeline']}", "",
              f"Config `{data.get('config', '')}`, created {data.get('created', '')}. "
              f"Machine: {data['machine'].get('cpu', '?')}, {data['machine'].get('cores', '?')} "
-             f"cores, flags {_flags(data['machine'].get('isa', {}))}.", "", "## Stages", "",
+             f"cores, flags {flags(data['machine'].get('isa', {}))}.", "", "## Stages", "",
              "| stage | type | kind | precision | accuracy | params | FLOPs | size (KB) | checks |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in data["stages"]:
         m = row["metrics"]
         checks = "<br>".join(check_lines(row["checks"])) or "-"
         lines.append(f"| {row['stage']} | {row['type']} | {row['kind']} | {row['precision']} | "
-                     f"{accuracy_text(m)} | {_fmt(m.get('params'))} | "
-                     f"{_fmt(m.get('flops'))} | {row['size_bytes'] / 1024:.1f} | {checks} |")
+                     f"{accuracy_text(m)} | {fmt(m.get('params'))} | "
+                     f"{fmt(m.get('flops'))} | {row['size_bytes'] / 1024:.1f} | {checks} |")
     for row in data["stages"]:
         if row["metrics"].get("candidates"):  # ptq's accuracy-aware search: what was tried
             lines += ["", f"### {row['stage']}: candidates", "", *candidate_lines(row)]
@@ -154,7 +132,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {row['variant']} | {row['backend']} | {row['precision']} | {row['batch_size']} | "
             f"{accuracy_text(row)} | {lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | "
             f"{row['throughput_per_s']:.1f} | {row['size_bytes'] / 1024:.1f} | "
-            f"{_fmt(row.get('peak_rss_mb'), 1)} |")
+            f"{fmt(row.get('peak_rss_mb'), 1)} |")
     lines += ["", "Latency is wall time per `run()` call on the batch; samples/s = batch size x "
               "calls / time. Machines here are shared: compare ratios within one report. "
               "Accuracies are on the n samples shown (stages: their evaluation split; "
