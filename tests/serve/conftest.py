@@ -1,6 +1,7 @@
 """Fixtures: the tiny inference artifact served by a real uvicorn on an ephemeral loopback port."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -34,6 +35,32 @@ def corrupted_artifact(src: Path, dst: Path) -> Path:
     data = bytearray(params.read_bytes())
     data[-16:] = bytes(16)
     params.write_bytes(bytes(data))
+    return dst
+
+
+def garbage_model(src: Path, dst: Path) -> Path:
+    """model.pdmodel replaced by random bytes, digests recomputed: verify() passes."""
+    from paddleopt.artifact import Artifact
+
+    copy_artifact(src, dst)
+    art = Artifact.open(dst)
+    art.file("model").write_bytes(np.random.default_rng(0).bytes(4096))
+    art.manifest.save(dst)
+    return dst
+
+
+def no_digests(src: Path, dst: Path) -> Path:
+    """Params corrupted and the manifest's file_digests key deleted."""
+    from paddleopt.artifact import Artifact
+
+    copy_artifact(src, dst)
+    params = Artifact.open(dst).file("params")
+    data = bytearray(params.read_bytes())
+    data[-64:] = np.random.default_rng(1).bytes(64)
+    params.write_bytes(bytes(data))
+    manifest = json.loads((dst / "manifest.json").read_text())
+    del manifest["file_digests"]
+    (dst / "manifest.json").write_text(json.dumps(manifest))
     return dst
 
 

@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serve.conftest import copy_artifact, sample
+from serve.conftest import copy_artifact, garbage_model, no_digests, sample
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -240,32 +240,6 @@ def test_metrics_have_real_statuses_and_histograms(proc_server):
     assert counts["499"] >= 1 and counts["400"] >= 1 and counts["200"] >= 1
     # latency counts the server's part only: a stalled upload does not make p99 seconds long
     assert snapshot["predict_latency_ms"]["max"] < 5000
-
-
-def garbage_model(src: Path, dst: Path) -> Path:
-    """model.pdmodel replaced by random bytes, digests recomputed: verify() passes."""
-    from paddleopt.artifact import Artifact
-
-    copy_artifact(src, dst)
-    art = Artifact.open(dst)
-    art.file("model").write_bytes(np.random.default_rng(0).bytes(4096))
-    art.manifest.save(dst)
-    return dst
-
-
-def no_digests(src: Path, dst: Path) -> Path:
-    """Params corrupted and the manifest's file_digests key deleted."""
-    from paddleopt.artifact import Artifact
-
-    copy_artifact(src, dst)
-    params = Artifact.open(dst).file("params")
-    data = bytearray(params.read_bytes())
-    data[-64:] = np.random.default_rng(1).bytes(64)
-    params.write_bytes(bytes(data))
-    manifest = json.loads((dst / "manifest.json").read_text())
-    del manifest["file_digests"]
-    (dst / "manifest.json").write_text(json.dumps(manifest))
-    return dst
 
 
 @pytest.mark.parametrize("make_bad, words", [
