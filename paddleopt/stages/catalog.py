@@ -5,7 +5,7 @@ by what they do asks for a role, never for a list of names:
 
 * ``train``: makes the weights (a checkpoint) from data;
 * ``compress``: changes a checkpoint's weights or structure (prune, sparsify, distill);
-* ``quantize``: produces an int8 model (qat, ptq); conversions check what it wrote;
+* ``quantize``: produces an int8 model (qat, ptq, qat_distill); conversions check what it wrote;
 * ``export``: checkpoint -> Paddle inference model, the format boundary (``paddleopt export``);
 * ``convert``: inference model -> a deployment format for a target (onnx, a Lite target); these
   stages check their own input, and the plan pre-checks their targets before any training.
@@ -39,6 +39,7 @@ CATALOG: dict[str, Entry] = {
     "qat": Entry("paddleopt.stages.qat:QATStage", "quantize", "slim"),
     "export": Entry("paddleopt.stages.export:ExportStage", "export"),
     "ptq": Entry("paddleopt.stages.ptq:PTQStage", "quantize", "slim"),
+    "qat_distill": Entry("paddleopt.stages.qat_distill:QATDistillStage", "quantize", "slim"),
     "to_onnx": Entry("paddleopt.stages.to_onnx:ToOnnxStage", "convert", "onnx"),
     "to_lite": Entry("paddleopt.stages.to_lite:ToLiteStage", "convert", "lite"),
 }

@@ -33,7 +33,7 @@ log = logging.getLogger("paddleopt")
 # fingerprint (at any depth) while null, which means what the stage did before the key
 # existed, so finished artifacts stay reusable instead of retraining (distill: ~45 min).
 FINGERPRINT_OMIT_NULL: dict[str, tuple[str, ...]] = {
-    "ptq": ("onednn_int8_ops",),
+    "ptq": ("onednn_int8_ops", "distill", "qat_distill"),
     "distill": ("train_subset",),
 }
 

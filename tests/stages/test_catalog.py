@@ -42,7 +42,7 @@ def test_every_entry_has_a_role_and_convert_stages_name_their_target():
     from paddleopt.stages.catalog import Role, stage_types
 
     assert all(entry.role in get_args(Role) for entry in CATALOG.values())
-    assert stage_types("quantize") == ("qat", "ptq")
+    assert stage_types("quantize") == ("qat", "ptq", "qat_distill")
     for name in stage_types("convert"):
         cls = stage_class(name)
         assert cls(cls.Config()).deploy_target() is not None, name

@@ -100,6 +100,9 @@ class CandidateConfig:
         qat: quantization-aware training of the checkpoint this model was exported from.
         onednn_int8_ops: op types oneDNN runs INT8 for this candidate (default: the
             stage's ``onednn_int8_ops``), e.g. [fc] to keep attention matmuls fp32.
+        qat_distill: quant-aware training of the inference model itself, distilled from its
+            fp32 outputs on the calibration inputs (PaddleSlim ACT; no checkpoint, no
+            labels; recipe in the stage's ``distill``).
         name: label in the report (default: derived from the settings).
     """
 
@@ -108,6 +111,7 @@ class CandidateConfig:
     skip_sensitive: int = 0
     qat: bool = False
     onednn_int8_ops: list[str] | None = None
+    qat_distill: bool | None = None  # None (= false): older fingerprints stay valid
     name: str | None = None
 
     def validate(self) -> tuple[str, str] | None:
@@ -117,9 +121,12 @@ class CandidateConfig:
             problem = _check_ops(self.onednn_int8_ops)
             if problem:
                 return problem
-        if self.qat and (self.algo or self.skip_tensors or self.skip_sensitive):
-            return ("a qat candidate takes no algo/skip settings",
-                    "write it as {qat: true}")
+        if (self.qat or self.qat_distill) and (self.algo or self.skip_tensors or
+                                               self.skip_sensitive):
+            return ("a qat/qat_distill candidate takes no algo/skip settings",
+                    "write it as {qat: true} or {qat_distill: true}")
+        if self.qat and self.qat_distill:
+            return "a candidate is qat or qat_distill, not both", "split it in two candidates"
         return None
 
     def label(self, default_algo: str) -> str:
@@ -127,6 +134,8 @@ class CandidateConfig:
             return self.name
         if self.qat:
             return "qat"
+        if self.qat_distill:
+            return "qat_distill"
         parts = [self.algo or default_algo]
         if self.skip_sensitive:
             parts.append(f"skip{self.skip_sensitive}")
@@ -151,6 +160,33 @@ class QATFallbackConfig:
     checkpoint: str | None = None
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     onnx_format: bool = False  # see qat's onnx_format: false keeps residual blocks INT8
+
+
+@dataclass
+class DistillRecipe:
+    """The qat_distill candidate: fine-tuning the quantized inference model against its own
+    fp32 outputs (see paddleopt.compress.act).
+
+    Attributes:
+        steps: optimizer steps (batches of ``calibration.batch_size``); the calibration
+            inputs (``calibration.count``) are cycled.
+        learning_rate: Momentum SGD learning rate.
+        loss: l2 (default), l1 or soft_label between teacher and student tensors.
+        nodes: intermediate tensors matched besides the outputs (program tensor names).
+        alpha: weight of the distillation loss.
+    """
+
+    steps: int = 300
+    learning_rate: float = 1e-4
+    loss: Literal["l2", "l1", "soft_label"] = "l2"
+    nodes: list[str] = field(default_factory=list)
+    alpha: float = 1.0
+
+    def validate(self) -> tuple[str, str] | None:
+        if self.steps < 1 or self.learning_rate <= 0 or self.alpha <= 0:
+            return ("distill needs steps >= 1, learning_rate > 0 and alpha > 0",
+                    "use e.g. steps: 300, learning_rate: 0.0001")
+        return None
 
 
 @dataclass
@@ -183,6 +219,8 @@ class PTQConfig:
         search: first_fit (stop at the first candidate within budget) or all (measure every
             candidate, keep the fastest within budget).
         qat: the QAT candidate's checkpoint and recipe.
+        distill: the qat_distill candidate's recipe (steps, learning_rate, loss, nodes;
+            null: the defaults of ``DistillRecipe``).
         latency: how candidates and the fp32 model are timed.
         sensitivity_samples: held-out samples scored per layer by skip_sensitive.
         verify_int8: fail unless oneDNN runs INT8 kernels for the result.
@@ -207,6 +245,7 @@ class PTQConfig:
     candidates: list[CandidateConfig] = field(default_factory=list)
     search: Literal["first_fit", "all"] = "first_fit"
     qat: QATFallbackConfig = field(default_factory=QATFallbackConfig)
+    distill: DistillRecipe | None = None  # None: DistillRecipe()'s defaults
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     sensitivity_samples: int = 500
     verify_int8: bool = True

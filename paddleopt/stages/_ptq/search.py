@@ -99,8 +99,10 @@ class PTQRun:
         root = self.out_dir / "candidates"
         for index, cand in enumerate(candidates):
             label = cand.label(cfg.algo)
-            row: dict[str, Any] = {"index": index, "name": label, "algo": None if cand.qat
+            trained = cand.qat or cand.qat_distill
+            row: dict[str, Any] = {"index": index, "name": label, "algo": None if trained
                                    else (cand.algo or cfg.algo), "qat": cand.qat,
+                                   "qat_distill": bool(cand.qat_distill),
                                    "skip_tensors": [], "skip_sensitive": cand.skip_sensitive,
                                    "onednn_int8_ops": cand.onednn_int8_ops or
                                    cfg.onednn_int8_ops}
@@ -195,6 +197,8 @@ class PTQRun:
         cfg = self.cfg
         if cand.qat:
             return self.make_qat(folder, row)
+        if cand.qat_distill:
+            return self.make_qat_distill(folder, row)
         algo = cand.algo or cfg.algo
         ops = cand.onednn_int8_ops or cfg.onednn_int8_ops
         skip = list(dict.fromkeys([*cfg.skip_tensors, *cand.skip_tensors]))
@@ -254,6 +258,41 @@ class PTQRun:
                  "onednn_fixes": program.get("onednn_fixes", []),
                  "onednn_int8_ops": row["onednn_int8_ops"]}
         row["quantized_compute_ops"] = program.get("quantized_compute_ops")
+        return self.quantizer.int8_artifact(folder, quant)
+
+    def make_qat_distill(self, folder: Path, row: dict[str, Any]) -> Artifact:
+        """Quant-aware training of the input inference model, distilled from its own fp32
+        outputs on the calibration inputs (PaddleSlim ACT, see compress.act)."""
+        from paddleopt.compress.act import ACTTrain, act_compress
+        from paddleopt.stages._ptq.config import DistillRecipe
+
+        cfg, recipe = self.cfg, self.cfg.distill or DistillRecipe()
+        source, kwargs = self.data.calibration()
+        train = ACTTrain(steps=recipe.steps, learning_rate=recipe.learning_rate,
+                         loss=recipe.loss, nodes=list(recipe.nodes), alpha=recipe.alpha)
+        self.ctx.log.info("[%s] qat_distill: %d steps at lr %g against the fp32 model",
+                          self.ctx.stage_id, recipe.steps, recipe.learning_rate)
+        report = act_compress(
+            self.src.path, folder, source, strategy="qat", train=train,
+            batch_size=cfg.calibration.batch_size,
+            batch_nums=-(-cfg.calibration.count // cfg.calibration.batch_size),
+            quantizable_op_types=cfg.quantizable_op_types,
+            weight_quantize_type=cfg.weight_quantize_type, onnx_format=cfg.onnx_format,
+            **kwargs)
+        quant = {"method": "qat_distill", "engine": "paddleslim.auto_compression (qat_dis)",
+                 "steps": report.steps, "batch_size": report.samples_per_step,
+                 "learning_rate": recipe.learning_rate, "loss": recipe.loss,
+                 "nodes": list(recipe.nodes), "train_seconds": report.seconds,
+                 "weight_quantize_type": cfg.weight_quantize_type,
+                 "onnx_format": cfg.onnx_format,
+                 "quantizable_op_types": list(cfg.quantizable_op_types),
+                 "quant_ops": report.quant.get("quant_ops"),
+                 "quantized_compute_ops": report.quant.get("quantized_compute_ops"),
+                 "unquantized_compute_ops": report.quant.get("unquantized_compute_ops"),
+                 "onednn_fixes": report.onednn_fixes, "onednn_int8_ops": row["onednn_int8_ops"],
+                 "left_fp32_op_types": getattr(self, "fp32_ops", {})}
+        row["quantized_compute_ops"] = report.quant.get("quantized_compute_ops")
+        row["train_seconds"] = report.seconds
         return self.quantizer.int8_artifact(folder, quant)
 
 

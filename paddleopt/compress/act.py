@@ -1,0 +1,213 @@
+"""Compress an inference model without its training code: PaddleSlim auto-compression (ACT).
+
+The fp32 inference program is its own teacher: ACT loads it twice, rewrites one copy into the
+student (quantization-aware fake-quant ops, or channels pruned by L1 norm) and fine-tunes the
+student on unlabelled inputs so that its outputs (and optionally intermediate tensors named
+in ``nodes``) match the teacher's (``loss``: l2 by default). No labels, no Layer code, no
+checkpoint: exactly what a user with a PaddleClas/PaddleOCR ``inference.pdmodel`` has.
+
+Checked on our stack (paddle 2.6.2, paddleslim 2.6.0, CPU; see docs/COMPRESSION.md):
+strategies ``qat_dis`` (QuantAware + Distillation) and ``channel_prune_dis`` (ChannelPrune +
+Distillation) run. ACT's INT8 output needs ``onednn_fix.apply_onednn_int8_fixes`` before
+oneDNN INT8 can run it (the residual-pool descriptor failure); it is applied here.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from paddleopt.compress._common import static_mode
+from paddleopt.compress.ptq import DEFAULT_OP_TYPES, calibration_batches, model_feeds
+from paddleopt.utils.errors import UserError
+
+Strategy = Literal["qat", "prune"]
+
+
+@dataclass
+class ACTTrain:
+    """How the student fine-tunes against the fp32 teacher.
+
+    Attributes:
+        steps: optimizer steps (batches); cycles the data when it has fewer batches.
+        learning_rate: SGD (momentum 0.9) learning rate.
+        loss: distillation loss between teacher and student tensors: l2 or soft_label.
+        nodes: intermediate tensors matched besides the outputs (names from the program).
+        alpha: weight of the distillation loss.
+    """
+
+    steps: int = 200
+    learning_rate: float = 1e-4
+    loss: Literal["l2", "soft_label", "l1"] = "l2"
+    nodes: list[str] = field(default_factory=list)
+    alpha: float = 1.0
+
+
+@dataclass
+class ACTReport:
+    strategy: str
+    steps: int
+    samples_per_step: int
+    seconds: float
+    model_file: str
+    params_file: str
+    config: dict[str, Any]
+    quant: dict[str, Any] = field(default_factory=dict)
+    onednn_fixes: list[str] = field(default_factory=list)
+
+
+def act_compress(model_dir: str | Path, out_dir: str | Path, data: Any, *,
+                 strategy: Strategy = "qat", train: ACTTrain | None = None,
+                 batch_size: int = 32, batch_nums: int = 64, preprocess: Any = None,
+                 quantizable_op_types: Sequence[str] = DEFAULT_OP_TYPES,
+                 weight_quantize_type: str = "channel_wise_abs_max", onnx_format: bool = True,
+                 prune_ratio: float = 0.5, prune_params: Sequence[str] | None = None,
+                 ) -> ACTReport:
+    """Fine-tune the inference model in ``model_dir`` by distillation from itself and write
+    ``out_dir/model.pdmodel`` + ``model.pdiparams``.
+
+    Args:
+        data: unlabelled inputs, as ``compress.ptq.calibration_batches`` takes them (an
+            .npz, an image folder with ``preprocess``, or a list of batches).
+        strategy: qat (INT8 quant-aware training) or prune (structured channel pruning).
+        prune_ratio: prune: the share of output channels removed from each pruned conv.
+        prune_params: prune: conv weight names to prune (default: every conv weight but the
+            first conv's, whose input is the image, and depthwise ones).
+    """
+    import time
+
+    import numpy as np
+
+    from paddleopt.utils.imports import import_paddle
+
+    train = train or ACTTrain()
+    if strategy not in ("qat", "prune"):
+        raise UserError(f"unknown ACT strategy '{strategy}'.", "use qat or prune.")
+    if not 0 < prune_ratio < 1:
+        raise UserError(f"prune_ratio must be in (0, 1), got {prune_ratio}.",
+                        "use e.g. 0.5 (half the channels of each pruned conv).")
+    if train.steps < 1 or train.learning_rate <= 0:
+        raise UserError("ACT needs steps >= 1 and learning_rate > 0.",
+                        "use e.g. steps: 200, learning_rate: 0.0001.")
+    model_file, params_file, feeds = model_feeds(model_dir)
+    batches = calibration_batches(data, feeds, batch_size=batch_size, batch_nums=batch_nums,
+                                  preprocess=preprocess)
+    # ACT drops a last short batch only with drop_last; keep whole batches of one size
+    batches = [b for b in batches if np.asarray(b[0]).shape[0] == np.asarray(
+        batches[0][0]).shape[0]] or batches
+    _check_nodes(model_file, train.nodes)
+    if strategy == "prune":
+        prune_params = list(prune_params) if prune_params else prunable_convs(model_file)
+        if not prune_params:
+            raise UserError(f"'{model_file}' has no conv weight that channel pruning can "
+                            "shrink.", "use strategy qat, or name prune_params.")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paddle = import_paddle()
+    from paddleslim.auto_compression import AutoCompression
+
+    config: dict[str, Any] = {
+        "Distillation": {"alpha": train.alpha, "loss": train.loss, "node": list(train.nodes)},
+        "TrainConfig": {"train_iter": train.steps, "eval_iter": 10 ** 9,
+                        "learning_rate": train.learning_rate, "logging_iter": 10 ** 9,
+                        "optimizer_builder": {"optimizer": {"type": "Momentum"},
+                                              "weight_decay": 0.0}}}
+    if strategy == "qat":
+        config["QuantAware"] = {"quantize_op_types": list(quantizable_op_types),
+                                "weight_quantize_type": weight_quantize_type,
+                                "onnx_format": onnx_format}
+    else:
+        config["ChannelPrune"] = {"pruned_ratio": prune_ratio, "criterion": "l1_norm",
+                                  "prune_params_name": list(prune_params or [])}
+
+    class _Batches(paddle.io.Dataset):  # items already are whole batches
+        def __getitem__(self, i: int) -> tuple:
+            return batches[i]
+
+        def __len__(self) -> int:
+            return len(batches)
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="act_") as tmp, static_mode():
+        # ACT writes beside its input (the shape-inferred copy): work on a private copy
+        src = Path(tmp) / "src"
+        src.mkdir()
+        shutil.copy2(model_file, src / "model.pdmodel")
+        if params_file is not None:
+            shutil.copy2(params_file, src / "model.pdiparams")
+        feed_vars = [paddle.static.data(f["name"], f["shape"], f["dtype"]) for f in feeds]
+        loader = paddle.io.DataLoader(_Batches(), feed_list=feed_vars, return_list=False,
+                                      batch_size=None)
+        save = Path(tmp) / "out"
+        try:
+            with _quiet_logs():
+                ac = AutoCompression(model_dir=str(src), model_filename="model.pdmodel",
+                                     params_filename="model.pdiparams"
+                                     if params_file is not None else None,
+                                     save_dir=str(save), config=config,
+                                     train_dataloader=loader, deploy_hardware=None)
+                ac.compress()
+        except (AssertionError, ValueError, IndexError, KeyError, RuntimeError) as exc:
+            raise UserError(f"PaddleSlim auto-compression ({strategy}) failed on "
+                            f"'{model_file}': {type(exc).__name__}: {exc}",
+                            "check the names in nodes/prune_params; PTQ (ptq stage) needs "
+                            "no training and may still work.") from exc
+        for name in ("model.pdmodel", "model.pdiparams"):
+            shutil.copy2(save / name, out_dir / name)
+    seconds = time.perf_counter() - started
+
+    from paddleopt.compress.int8_check import program_quant_summary
+    from paddleopt.compress.onednn_fix import apply_onednn_int8_fixes
+
+    out_model = out_dir / "model.pdmodel"
+    fixes = apply_onednn_int8_fixes(out_model) if strategy == "qat" else []
+    return ACTReport(
+        strategy=strategy, steps=train.steps,
+        samples_per_step=int(np.asarray(batches[0][0]).shape[0]), seconds=round(seconds, 1),
+        model_file=str(out_model), params_file=str(out_dir / "model.pdiparams"),
+        config=config, quant=program_quant_summary(out_model) if strategy == "qat" else {},
+        onednn_fixes=fixes)
+
+
+def prunable_convs(model_file: str | Path) -> list[str]:
+    """Conv weights channel pruning may shrink: every conv2d but the first (its input
+    channels are the image's) and no depthwise conv (its channels follow its input)."""
+    from paddleopt.artifact.program import read_program
+
+    block = read_program(model_file).blocks[0]
+    params = {v.name for v in block.vars if v.persistable}
+    weights = [n for op in block.ops if op.type == "conv2d" for v in op.inputs
+               if v.parameter == "Filter" for n in v.arguments if n in params]
+    return weights[1:]
+
+
+def _check_nodes(model_file: Path, nodes: Sequence[str]) -> None:
+    if not nodes:
+        return
+    from paddleopt.artifact.program import read_program
+
+    names = {v.name for b in read_program(model_file).blocks for v in b.vars}
+    unknown = [n for n in nodes if n not in names]
+    if unknown:
+        raise UserError(f"distillation nodes {unknown} are not tensors of '{model_file}'.",
+                        "name intermediate outputs of the program (paddleopt inspect lists "
+                        "them), e.g. the input of the last conv.")
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Any:
+    """ACT logs every step and its pass manager prints; keep the stage log readable."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("paddleslim", "root")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
