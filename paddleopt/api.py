@@ -38,6 +38,14 @@ def plan(config: str | Path | dict, overrides: list[str] | None = None,
     return the_plan
 
 
+def reuse_status(the_plan: Any) -> dict[str, str]:
+    """Per stage id of a plan: "reuse" when `run --resume` would skip it (its finished folder
+    matches), else "run: <why>" (not made yet, or what changed since it was made)."""
+    from paddleopt.stages.pipeline import reuse_status as status
+
+    return status(the_plan)
+
+
 def run(config: str | Path | dict, overrides: list[str] | None = None, resume: bool = False,
         until: str | None = None, evaluate: bool = True, nproc: int | None = None,
         ips: list[str] | None = None, on_plan: Callable[[Any], None] | None = None) -> Any:

@@ -46,11 +46,17 @@ def _dist_args(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from paddleopt import api
 
-    if args.plan_only:
-        print(api.plan(args.config, args.override, **_dist_args(args)).describe())
+    if args.plan_only:  # with what --resume would reuse and why the rest runs
+        the_plan = api.plan(args.config, args.override, **_dist_args(args))
+        print(the_plan.describe(reuse=api.reuse_status(the_plan)))
         return 0
+
+    def on_plan(the_plan: Any) -> None:
+        reuse = api.reuse_status(the_plan) if args.resume else None
+        print(the_plan.describe(reuse=reuse), flush=True)
+
     result = api.run(args.config, args.override, resume=args.resume, until=args.until,
-                     on_plan=lambda p: print(p.describe(), flush=True), **_dist_args(args))
+                     on_plan=on_plan, **_dist_args(args))
     _print_done(result)
     return 0
 
@@ -60,7 +66,8 @@ def _print_done(result: Any) -> None:
         note = " (resumed)" if sid in result.skipped else ""
         print(f"  {sid:<12} {art.kind:<10} {art.path}{note}")
     if result.report is not None:
-        print(f"report: {result.report} (and {result.report.with_suffix('.json')})")
+        print(f"report: {result.report} (plots: {result.report.with_suffix('.html')}; data: "
+              f"{result.report.with_suffix('.json')})")
 
 
 def _until_command(types: tuple[str, ...], last: bool = False) -> Callable:
@@ -361,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dist(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("plan", help="validate a config and print the plan (no work)")
+    p = sub.add_parser("plan", help="validate a config and print the plan (no work): each "
+                       "stage says whether `run --resume` reuses its finished folder or why "
+                       "it runs")
     _add_config(p)
     p.set_defaults(func=cmd_run, plan_only=True, resume=False, until=None, nproc=None, ips=None)
 

@@ -68,14 +68,19 @@ class Plan:
     # The pipeline's `source:` model (opened at plan time); the first stage's input.
     source_artifact: Artifact | None = None
 
-    def describe(self) -> str:
+    def describe(self, reuse: dict[str, str] | None = None) -> str:
+        """The plan, one line per stage; with ``reuse`` (see ``reuse_status``) each stage
+        also says whether its finished folder is reused or why it runs."""
         lines = [f"pipeline '{self.config.name}' -> {self.work_dir}"]
         if self.source_artifact is not None:
             lines.append(f"  source             {self.source_artifact.path} (inference)")
         for step in self.steps:
             cls = type(step.stage)
             src = "/".join(cls.consumes) or "-"
-            lines.append(f"  {step.folder_name:<18} {step.type:<10} {src:>22} -> {cls.produces}")
+            line = f"  {step.folder_name:<18} {step.type:<10} {src:>22} -> {cls.produces}"
+            if reuse is not None and step.stage_id in reuse:
+                line = f"{line:<68} {reuse[step.stage_id]}"
+            lines.append(line)
         for target in self.config.evaluate.targets:
             lines.append(f"  evaluate {target.name} on {target.backend}")
         return "\n".join(lines)
@@ -241,8 +246,52 @@ def _lock_work_dir(work_dir: Path) -> Any:
     return handle
 
 
+def _step_parent(step: PlanStep, the_plan: Plan, made: dict[str, Artifact],
+                 last: Artifact | None) -> Artifact | None:
+    if step.input_id == SOURCE_ID:
+        return the_plan.source_artifact
+    if step.input_id is not None:
+        return made.get(step.input_id)
+    return last
+
+
+def reuse_status(the_plan: Plan) -> dict[str, str]:
+    """Per stage id: "reuse" when `--resume` would skip it (its folder's fingerprint matches),
+    else "run: <why>" (not made yet, or what changed since it was made)."""
+    from paddleopt.stages.reuse import read_previous_config, what_changed
+
+    previous = read_previous_config(the_plan.work_dir)
+    status: dict[str, str] = {}
+    made: dict[str, Artifact] = {}
+    last: Artifact | None = the_plan.source_artifact
+    last_id: str | None = None
+    for step in the_plan.steps:
+        input_id = step.input_id if step.input_id is not None else last_id
+        parent = _step_parent(step, the_plan, made, last)
+        final_dir = the_plan.work_dir / step.folder_name
+        if input_id is not None and input_id != SOURCE_ID and input_id not in made:
+            status[step.stage_id] = f"run: its input ({input_id}) runs first"
+        else:
+            parent_digest = parent.digest() if parent is not None else None
+            fp = fingerprint(step, parent_digest, the_plan.config)
+            if _finished(final_dir, fp):
+                status[step.stage_id] = "reuse"
+                made[step.stage_id] = Artifact.open(final_dir)
+            elif not (final_dir / MANIFEST_NAME).is_file():
+                status[step.stage_id] = "run: not made yet"
+            else:
+                status[step.stage_id] = "run: " + what_changed(
+                    final_dir, step.stage_id, step.type, step.config_dict, parent_digest,
+                    stack_versions(), previous, the_plan.raw)
+        last, last_id = made.get(step.stage_id), step.stage_id
+    return status
+
+
 def _run_locked(the_plan: Plan, resume: bool, until: str | None, evaluate: bool) -> RunResult:
+    from paddleopt.stages.reuse import read_previous_config
+
     work_dir = the_plan.work_dir
+    previous = read_previous_config(work_dir)  # before it is overwritten: what changed
     dump_yaml(the_plan.raw, work_dir / "config.resolved.yaml")
     result = RunResult(the_plan)
     parent: Artifact | None = the_plan.source_artifact
@@ -260,6 +309,7 @@ def _run_locked(the_plan: Plan, resume: bool, until: str | None, evaluate: bool)
             parent = Artifact.open(final_dir)
             result.skipped.append(step.stage_id)
         else:
+            _say_why_it_runs(final_dir, step, parent_digest, fp, the_plan, previous, resume)
             if not checked and role_of(step.type) != "convert":
                 # Conversion stages later in the plan: learn now (seconds) whether the model's
                 # ops convert, not after training/compression. Conversions check themselves.
@@ -278,6 +328,28 @@ def _run_locked(the_plan: Plan, resume: bool, until: str | None, evaluate: bool)
         deployments = evaluate_targets(the_plan, result.artifacts)
         result.report = write_report(work_dir, the_plan, result.artifacts, deployments)
     return result
+
+
+def _say_why_it_runs(final_dir: Path, step: PlanStep, parent_digest: str | None, fp: str,
+                     the_plan: Plan, previous: dict[str, Any] | None, resume: bool) -> None:
+    """A finished folder about to be replaced is never replaced silently."""
+    if not (final_dir / MANIFEST_NAME).is_file():
+        return
+    if not resume:
+        log.info("[%s] replacing %s (finished stages are reused only with --resume)",
+                 step.stage_id, final_dir)
+        return
+    try:
+        lineage = Artifact.open(final_dir).manifest.lineage
+    except UserError:
+        return  # _finished already said why it cannot be reused
+    if lineage and lineage[-1].fingerprint != fp:
+        from paddleopt.stages.reuse import what_changed
+
+        why = what_changed(final_dir, step.stage_id, step.type, step.config_dict,
+                           parent_digest, stack_versions(), previous, the_plan.raw)
+        log.warning("[%s] %s was made with different settings (%s): running the stage "
+                    "again, the folder will be replaced", step.stage_id, final_dir, why)
 
 
 def _finished(folder: Path, fp: str) -> bool:
@@ -350,4 +422,4 @@ def _finalize_manifest(manifest: Manifest, step: PlanStep, parent_digest: str | 
     manifest.metrics.setdefault("stage_seconds", round(seconds, 2))
 
 
-__all__ = ["Plan", "PlanStep", "RunResult", "plan", "run", "stage_artifacts"]
+__all__ = ["Plan", "PlanStep", "RunResult", "plan", "reuse_status", "run", "stage_artifacts"]
