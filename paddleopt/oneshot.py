@@ -194,9 +194,13 @@ def ptq_stage(model_dir: str | Path, calib: str | Path, max_drop: float,
     from paddleopt.artifact.program import find_model_files
     from paddleopt.stages._ptq.layers import has_activation_matmuls
 
+    if not Path(model_dir).is_dir():
+        raise UserError(f"'{model_dir}' is not a folder.",
+                        "pass the Paddle inference folder (.pdmodel + .pdiparams).")
+    model_file = find_model_files(Path(model_dir))[0]
     calibration, heldout = calibration_spec(calib, count)
     candidates: list[dict[str, Any]] = [{"algo": "hist"}, {"algo": "mse"}, {"algo": "avg"}]
-    if has_activation_matmuls(find_model_files(Path(model_dir))[0]):
+    if has_activation_matmuls(model_file):
         candidates.append({"algo": "hist", "onednn_int8_ops": ["fc"]})
     if thorough:  # per-layer sensitivity: one PTQ run per convolution (minutes on big models)
         candidates += [{"algo": "hist", "skip_sensitive": 1}, {"algo": "hist",
