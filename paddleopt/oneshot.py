@@ -44,8 +44,11 @@ def _work_dir(model_dir: str | Path, work_dir: str | Path | None, what: str) -> 
 
 
 def _source(model_dir: str | Path, shapes: dict[str, Any] | None,
-            preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
+            preprocess: dict[str, Any] | None = None,
+            inputs: str | Path | None = None) -> dict[str, Any]:
     src: dict[str, Any] = {"model_dir": str(model_dir)}
+    if inputs and str(inputs).endswith(".npz"):
+        src["inputs"] = str(inputs)  # real inputs for the conversions' parity checks
     if shapes:
         src["shapes"] = shapes
     if preprocess:
@@ -108,13 +111,15 @@ def conversion_stages(targets: list[str], input_id: str = "source", prefix: str 
 
 def convert(model_dir: str | Path, to: list[str], work_dir: str | Path | None = None,
             shapes: dict[str, Any] | None = None, overrides: list[str] | None = None,
-            resume: bool = False) -> Any:
-    """Convert an inference folder to each of ``to``; returns the pipeline's RunResult."""
+            resume: bool = False, inputs: str | Path | None = None) -> Any:
+    """Convert an inference folder to each of ``to``; returns the pipeline's RunResult.
+    ``inputs``: an .npz of real inputs the parity checks use (default: random inputs)."""
     from paddleopt.stages.pipeline import plan, run
 
     config = {"name": f"{Path(model_dir).name}_convert",
               "work_dir": str(_work_dir(model_dir, work_dir, "convert")),
-              "source": _source(model_dir, shapes), "stages": conversion_stages(to)}
+              "source": _source(model_dir, shapes, inputs=inputs),
+              "stages": conversion_stages(to)}
     return run(plan(config, overrides), resume=resume, evaluate=False)
 
 
@@ -221,7 +226,7 @@ def quantize(model_dir: str | Path, calib: str | Path, work_dir: str | Path | No
 
     work = _work_dir(model_dir, work_dir, "quantize")
     config = {"name": f"{Path(model_dir).name}_quantize", "work_dir": str(work),
-              "source": _source(model_dir, shapes),
+              "source": _source(model_dir, shapes, inputs=calib),
               "stages": {"ptq": ptq_stage(model_dir, calib, max_drop, metric, count,
                                           thorough)}}
     the_plan = plan(config, overrides)
@@ -294,7 +299,7 @@ def optimize(model_dir: str | Path, calib: str | Path, target: str = "server-cpu
     say(quant.describe())
 
     stages = conversion_stages(convertible, "source", "fp32_")
-    source_dict = _source(model_dir, shapes)
+    source_dict = _source(model_dir, shapes, inputs=calib)
     if quant.artifact is not None:
         int8_targets = [c for c in wanted["int8"] if checks[c]["supported"]]
         stages.update(conversion_stages(int8_targets, "source", "int8_"))

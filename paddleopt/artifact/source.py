@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 def open_model(model_dir: str | Path, shapes: dict[str, Any] | None = None,
-               preprocess: dict[str, Any] | None = None, where: str = "source") -> Artifact:
+               preprocess: dict[str, Any] | None = None, where: str = "source",
+               inputs: str | Path | None = None) -> Artifact:
     """Open an inference folder (foreign or ours) with ``shapes``/``preprocess`` applied.
 
     The manifest is in memory only; for a foreign folder it gets each file's sha256, so the
@@ -42,6 +43,19 @@ def open_model(model_dir: str | Path, shapes: dict[str, Any] | None = None,
 
         spec = parse(ImagePreprocess, {"channels": 3, **preprocess}, path=f"{where}.preprocess")
         art.manifest.preprocess = to_dict(spec)
+    if inputs:
+        import numpy as np
+
+        try:
+            with np.load(inputs, allow_pickle=False) as data:
+                missing = [s.name for s in art.manifest.io.inputs if s.name not in data.files]
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{where}.inputs: cannot read '{inputs}': {exc}",
+                            "write it with numpy.savez(path, input_name=array, ...).") from None
+        if missing:
+            raise UserError(f"{where}.inputs: '{inputs}' lacks {missing}.",
+                            "save one array per model input, named like the input.")
+        art.manifest.model = {**art.manifest.model, "inputs_npz": str(Path(inputs).resolve())}
     if not art.manifest.file_digests:
         art.manifest.file_digests = {role: sha256_file(folder / rel)
                                      for role, rel in art.manifest.files.items()
@@ -53,6 +67,6 @@ def open_source(cfg: SourceConfig, source: str = "") -> Artifact:
     """The artifact of a pipeline's ``source`` section; errors name the key."""
     prefix = f"{source}: " if source else ""
     try:
-        return open_model(cfg.model_dir, cfg.shapes, cfg.preprocess)
+        return open_model(cfg.model_dir, cfg.shapes, cfg.preprocess, inputs=cfg.inputs)
     except UserError as exc:
         raise ConfigError(f"{prefix}{exc.message}", exc.fix) from None

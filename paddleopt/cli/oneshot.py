@@ -57,7 +57,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from paddleopt import oneshot
 
     result = oneshot.convert(args.model_dir, args.to, args.work_dir, _shapes(args),
-                             args.override, resume=args.resume)
+                             args.override, resume=args.resume, inputs=args.inputs)
     out = {}
     for sid, art in result.artifacts.items():
         checks = art.manifest.checks
@@ -100,6 +100,8 @@ def add_parsers(sub: Any) -> None:
     _common(p)
     p.add_argument("--to", nargs="+", required=True, choices=list(CONVERSIONS))
     p.add_argument("--resume", action="store_true", help="reuse finished conversions")
+    p.add_argument("--inputs", metavar="NPZ", help="real inputs (one array per model input) "
+                                                   "for the parity checks (default: random)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("quantize", help="accuracy-aware INT8 of an inference folder, judged "

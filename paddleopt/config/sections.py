@@ -114,11 +114,14 @@ class SourceConfig:
         shapes: input name -> shape, or {min, opt, max} for dynamic dimensions.
         preprocess: image preprocess (size, channels, mean, std, ...) overriding what the
             folder's preprocessing file says.
+        inputs: an .npz of real inputs, one array per model input: conversions check parity
+            on them instead of random inputs (also after ptq).
     """
 
     model_dir: str
     shapes: dict[str, Any] = field(default_factory=dict)
     preprocess: dict[str, Any] = field(default_factory=dict)
+    inputs: str | None = None  # .npz of real inputs (named like the model's): parity checks
 
 
 @dataclass

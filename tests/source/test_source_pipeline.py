@@ -82,3 +82,21 @@ def test_first_conversion_without_source_names_the_source_key(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match=r"source: \{model_dir"):
         api.plan({"name": "x", "work_dir": str(tmp_path), "stages": {"to_onnx": {}}})
+
+
+def test_parity_on_the_sources_real_inputs(tmp_path) -> None:
+    import numpy as np
+
+    x, _ = rapidocr.cls_set(4, seed=1)
+    np.savez(tmp_path / "real.npz", x=x)
+    cfg = _config(tmp_path / "w", "cls", {"x": [1, 3, 48, 192]}, {"to_onnx": {
+        "parity_samples": 4}})
+    cfg["source"]["inputs"] = str(tmp_path / "real.npz")
+    art = api.run(cfg).artifacts["to_onnx"]
+    assert art.manifest.checks["parity_inputs"] == "real inputs (real.npz)"
+    assert art.manifest.checks["parity_onnxruntime_vs_paddle_inference_max_abs_diff"] < 1e-4
+    cfg["source"]["inputs"] = str(tmp_path / "missing.npz")
+    from paddleopt.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="source.inputs: cannot read"):
+        api.plan(cfg)
