@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -44,8 +46,26 @@ _Loader.add_implicit_resolver(
     list("-+0123456789"))
 
 
+# PyYAML's parser recurses once per nesting level (a few frames each). Libraries raise the
+# interpreter's limit (paddleslim sets 10000 at import), and at that depth a 5000-deep `{{{`
+# overflows the C stack (SIGSEGV) instead of raising RecursionError. Configs need a few levels.
+YAML_RECURSION_LIMIT = 1000
+
+
+@contextmanager
+def bounded_recursion(limit: int = YAML_RECURSION_LIMIT) -> Iterator[None]:
+    """Lower the recursion limit (never raise it) for the duration of a parse."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def safe_load(text: str) -> Any:
-    data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    with bounded_recursion():
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     _check_expanded_size(data)
     return data
 
