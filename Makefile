@@ -11,6 +11,7 @@ venv: $(STAMP)
 
 $(STAMP): setup.py constraints.txt
 	@test -x $(BIN)/python || { py=$$(PY="$(PY)" tools/find_python310.sh) && echo "creating $(VENV) with $$py" && $$py -m venv $(VENV); }
+	@echo "installing paddleopt and the pinned Paddle stack into $(VENV) (about 1.5 minutes with a warm pip cache; pip is quiet meanwhile)"
 	$(BIN)/python -m pip install -q "setuptools<81" wheel
 	@# LAC's setup.py imports pkg_resources, so it must build without isolation.
 	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation lac==2.1.2
@@ -18,6 +19,7 @@ $(STAMP): setup.py constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
+	@echo "running configs/quickstart.yaml: 2 training epochs on MNIST, export, benchmarks (minutes; see README)"
 	$(BIN)/paddleopt run -c configs/quickstart.yaml --resume
 
 # Lint first: it takes seconds and fails before a 5-minute suite does.

@@ -14,6 +14,7 @@ from paddleopt.artifact.artifact import Artifact
 from paddleopt.artifact.manifest import sha256_file
 from paddleopt.artifact.shapes import apply_shapes, parse_shapes
 from paddleopt.utils.errors import ConfigError, UserError
+from paddleopt.utils.grammar import a_an
 
 if TYPE_CHECKING:
     from paddleopt.config.sections import SourceConfig
@@ -33,7 +34,7 @@ def open_model(model_dir: str | Path, shapes: dict[str, Any] | None = None,
                         "point it at the folder holding the .pdmodel and .pdiparams.")
     art = Artifact.open(folder).verify()  # digests (ours) and program structure
     if art.kind != "inference":
-        raise UserError(f"{where}.model_dir: '{folder}' holds a {art.kind} artifact.",
+        raise UserError(f"{where}.model_dir: '{folder}' holds {a_an(art.kind)} artifact.",
                         "point it at a Paddle inference model folder (.pdmodel + .pdiparams).")
     if shapes:
         apply_shapes(art.manifest, parse_shapes(shapes, f"{where}.shapes"), f"{where}.shapes")

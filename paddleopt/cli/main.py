@@ -600,6 +600,8 @@ def quiet_third_parties() -> None:
 
     os.environ.setdefault("GLOG_minloglevel", "1")
     warnings.filterwarnings("ignore", message="Setuptools is replacing distutils")
+    # paddle.nn.BatchNorm in training mode, once per run: a note for Paddle developers
+    warnings.filterwarnings("ignore", message="When training, we now always track global")
 
 
 def main(argv: list[str] | None = None) -> int:

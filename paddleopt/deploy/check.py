@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from paddleopt.utils.errors import UserError
 from paddleopt.utils.jit import save_layer
+from paddleopt.utils.grammar import a_an
 
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact
@@ -194,8 +195,8 @@ def _check_lite(program: Any, ops: list[str], target: str, precision: str) -> Ch
         fixed = ", ".join(f"{k} x{v}" for k, v in compat.summary().items())
         notes.append(f"to_lite's compat rewrite will restore what clip_extra dropped: {fixed}")
     if unsupported:
-        fix = (f"replace the ops without a {target} kernel, pick another target, or deploy with "
-               f"paddle_inference / onnxruntime.")
+        fix = (f"replace the ops without {a_an(target)} kernel, pick another target, or "
+               f"deploy with paddle_inference / onnxruntime.")
     elif int8_x86:
         fix = ("convert the fp32 model for x86 (run to_lite on the export, before ptq), or use "
                "target: arm for the int8 model.")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from paddleopt.artifact.workdir import siblings
 from paddleopt.deploy.backends.table import BACKENDS, backend_kinds, backends_for
 from paddleopt.utils.errors import UserError
+from paddleopt.utils.grammar import a_an
 
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact
@@ -133,10 +134,14 @@ def select(artifact: Artifact, backend: str | None, precision: str | None,
     have = sorted({f"{b} {a.manifest.precision}" for a in siblings(artifact, extra)
                    for b in backends_for(a.kind)})
     want = f"{backend}" + (f" {precision}" if precision else "")
-    fix = " or ".join(dict.fromkeys(KIND_FIXES.get(k, f"produce a {k} artifact")
+    fix = " or ".join(dict.fromkeys(KIND_FIXES.get(k, f"produce {a_an(k)} artifact")
                                     for k in backend_kinds(backend)))
     if precision == "int8":
         fix = "quantize first (a ptq stage, or paddleopt.compress.ptq), then convert"
+    elif precision == "fp16":  # no artifact is fp16 on CPU: it is a backend option
+        fix = ("fp16 is a runtime precision here, not an artifact: bench the fp32 artifact "
+               "with --option precision=fp16 (Paddle Inference on a GPU, OpenVINO), or add "
+               "a to_lite stage with fp16: true for ARM devices")
     raise UserError(
         f"nothing to run on {want} from '{artifact.path}': neither it nor the artifacts of the "
         f"same model next to it fit (they give: {', '.join(have) or 'nothing'}).",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from paddleopt.artifact import Artifact, TensorSpec
 
 from paddleopt.deploy.backends.table import BACKENDS, backend_kinds, default_backend
+from paddleopt.utils.grammar import a_an
 
 __all__ = ["BACKENDS", "Predictor", "Variant", "backend_module", "default_backend",
            "load_predictor", "parse_options"]
@@ -83,7 +84,7 @@ def load_predictor(artifact: Artifact, backend: str | None = None,
     kinds = backend_kinds(backend)
     if artifact.kind not in kinds:
         raise UserError(
-            f"backend '{backend}' cannot run a {artifact.kind} artifact ({artifact.path}); it "
+            f"backend '{backend}' cannot run {a_an(artifact.kind)} artifact ({artifact.path}); it "
             f"runs {', '.join(kinds)}.",
             f"use --backend {default_backend(artifact.kind)}, or convert the artifact first.")
     extra = BACKENDS[backend].extra

@@ -6,6 +6,7 @@ from typing import Any
 from paddleopt.config.sections import TargetConfig
 from paddleopt.deploy.backends.table import backend_kinds
 from paddleopt.utils.errors import ConfigError
+from paddleopt.utils.grammar import a_an
 
 
 def resolve_target(target: TargetConfig, produced: list[tuple[str, str]], source: str = "") -> str:
@@ -25,7 +26,7 @@ def resolve_target(target: TargetConfig, produced: list[tuple[str, str]], source
     for sid, kind in reversed(produced):
         if kind in kinds:
             return sid
-    raise ConfigError(f"{where}: no stage produces a {'/'.join(kinds)} artifact for backend "
+    raise ConfigError(f"{where}: no stage produces {a_an('/'.join(kinds))} artifact for backend "
                       f"{target.backend}.", "add the stage (e.g. export) or remove the target.")
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from paddleopt.engine.config import OptimizerConfig, TrainConfig
 from paddleopt.stages.base import Stage
 from paddleopt.utils.errors import ConfigError, UserError
+from paddleopt.utils.grammar import a_an
 
 if TYPE_CHECKING:
     from paddleopt.artifact import Artifact, Manifest
@@ -104,8 +105,9 @@ def resolve_artifact(ref: str, ctx: StageContext, kind: str | None = None) -> Ar
 
     art = ctx.artifacts.get(ref) if ref in ctx.artifacts else Artifact.open(ref)
     if kind is not None and art.kind != kind:
-        raise UserError(f"'{ref}' is a {art.kind} artifact ({art.path}); a {kind} is needed.",
-                        f"point it at a stage or folder that holds a {kind}.")
+        raise UserError(f"'{ref}' is {a_an(art.kind)} artifact ({art.path}); "
+                        f"{a_an(kind)} is needed.",
+                        f"point it at a stage or folder that holds {a_an(kind)}.")
     return art
 
 

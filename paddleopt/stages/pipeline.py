@@ -26,6 +26,7 @@ from paddleopt.stages.catalog import CATALOG, role_of, stage_class
 from paddleopt.utils.errors import ConfigError, StageError, UserError
 from paddleopt.utils.imports import INSTALL_HINT, missing_modules
 from paddleopt.utils.versions import stack_versions
+from paddleopt.utils.grammar import a_an
 
 log = logging.getLogger("paddleopt")
 
@@ -174,8 +175,8 @@ def _check_chain(cls: type[Stage], stage_id: str, produced: str | None, source: 
     where = f"{source + ': ' if source else ''}stages.{stage_id}"
     if produced is None and cls.consumes and not cls.optional_input:
         raise ConfigError(
-            f"{where} ({cls.name}) needs a {' or '.join(cls.consumes)} artifact as input, but it "
-            f"is the first stage.", f"put a stage that produces {cls.consumes[0]} before it "
+            f"{where} ({cls.name}) needs {a_an(' or '.join(cls.consumes))} artifact as input, "
+            f"but it is the first stage.", f"put a stage that produces {cls.consumes[0]} before it "
             f"(e.g. train/export), or start from a model you have: source: {{model_dir: "
             f"<Paddle inference folder>}} at the top level of the config.")
     if produced is not None and produced not in cls.consumes:

@@ -33,6 +33,7 @@ from paddleopt.stages._ptq.config import (DEFAULT_OP_TYPES, SKIPPABLE, Algo, Cal
 from paddleopt.stages._ptq.search import PTQRun
 from paddleopt.stages.base import Stage, StageContext
 from paddleopt.utils.errors import ConfigError, UserError
+from paddleopt.utils.grammar import a_an
 
 _Run = PTQRun  # the name tests and older code patch
 
@@ -109,7 +110,7 @@ class PTQStage(Stage):
         if cfg.model_dir is not None:
             src = Artifact.open(cfg.model_dir)
             if src.kind != "inference":
-                raise UserError(f"model_dir '{cfg.model_dir}' holds a {src.kind} artifact.",
+                raise UserError(f"model_dir '{cfg.model_dir}' holds {a_an(src.kind)} artifact.",
                                 "point it at a Paddle inference model folder.")
         assert src is not None
         _shapes_from_calibration(cfg, src)

@@ -26,6 +26,7 @@ from paddleopt.artifact import Artifact, Manifest
 from paddleopt.stages.base import Stage, StageContext
 from paddleopt.stages.catalog import role_of
 from paddleopt.utils.errors import ConfigError, UserError
+from paddleopt.utils.grammar import a_an
 
 
 @dataclass
@@ -135,7 +136,7 @@ class ToLiteStage(Stage):
             from paddleopt.export.parity import not_run
 
             not_run(manifest, "lite", "paddle_inference",
-                    f"a {cfg.target} .nb cannot execute on this x86 machine; it was parsed as "
+                    f"{a_an(cfg.target)} .nb cannot execute on this x86 machine; it was parsed as "
                     f"a naive buffer only.")
         return manifest
 

@@ -51,7 +51,7 @@ def test_parity_with_paddle_inference_and_dygraph(models):
 def test_onnx_kind_defaults_to_onnxruntime_and_other_backends_refuse_it(models):
     predictor = load_predictor(Artifact.open(models["onnx"]))
     assert predictor.backend == "onnxruntime"
-    with pytest.raises(UserError, match="cannot run a onnx artifact"):
+    with pytest.raises(UserError, match="cannot run an onnx artifact"):
         load_predictor(Artifact.open(models["onnx"]), "paddle_inference")
 
 

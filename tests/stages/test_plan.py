@@ -35,7 +35,7 @@ def test_input_branches_from_an_earlier_stage(tmp_path):
 def test_target_must_fit_an_artifact(tmp_path):
     cfg = tiny_config(tmp_path)
     cfg["evaluate"]["targets"] = [{"name": "ort", "backend": "onnxruntime"}]
-    with pytest.raises(ConfigError, match="no stage produces a onnx artifact"):
+    with pytest.raises(ConfigError, match="no stage produces an onnx artifact"):
         plan(cfg)
 
 
