@@ -421,3 +421,42 @@ def doctor() -> dict[str, Any]:
     from paddleopt.utils.doctor import collect
 
     return collect()
+
+
+def debug(a: str | Path, b: str | Path, inputs: list[str], out_dir: str | Path | None = None,
+          count: int = 32, fallback: bool | None = None, target: float = 0.8,
+          max_layers: int = 4, log: Any = None) -> Any:
+    """Where artifact ``b`` starts to disagree with ``a`` (the reference), layer by layer, on
+    real ``inputs`` (image files or folders, preprocessed as ``a`` records, or .npy/.npz
+    tensors; the first ``count`` samples). For an INT8 ``b`` of an fp32 ``a``, also the
+    ops to keep fp32, verified by re-quantizing, as a ptq skip list. See docs/DEBUG.md."""
+    import numpy as np
+
+    from paddleopt.compress.ptq import IMAGE_SUFFIXES
+    from paddleopt.debug import debug as run_debug
+    from paddleopt.deploy.inputs import load_inputs
+
+    if count < 1:
+        raise UserError(f"count is {count}; it must be >= 1.", "pass --count 8 or more.")
+    art_a, art_b = open_artifact(a).verify(), open_artifact(b).verify()
+    files: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise UserError(f"folder '{item}' holds no images.",
+                                f"put {', '.join(IMAGE_SUFFIXES)} files in it, or pass .npz.")
+            files += found
+        else:
+            files.append(item)
+    if not files:
+        raise UserError("debug needs inputs to run both models on.",
+                        "pass --inputs with image files, a folder of images or an .npz of "
+                        "preprocessed tensors (e.g. the evaluation data).")
+    if all(Path(f).suffix.lower() not in (".npy", ".npz") for f in files):
+        files = files[:count]
+    feeds, _ = load_inputs(art_a, files)
+    feeds = [np.asarray(f)[:count] for f in feeds]
+    return run_debug(art_a, art_b, feeds, out_dir=out_dir, fallback=fallback, target=target,
+                     max_layers=max_layers, log=log)

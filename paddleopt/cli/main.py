@@ -196,6 +196,17 @@ def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def cmd_debug(args: argparse.Namespace) -> int:
+    from paddleopt import api
+
+    fallback = {"auto": None, "on": True, "off": False}[args.fallback]
+    report = api.debug(args.a, args.b, args.inputs, out_dir=args.out, count=args.count,
+                       fallback=fallback, target=args.target, max_layers=args.max_layers,
+                       log=print)
+    print(json.dumps(report.to_dict(), indent=1) if args.json else report.describe())
+    return 0
+
+
 def cmd_infer(args: argparse.Namespace) -> int:
     from paddleopt import api
 
@@ -429,6 +440,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "conversion targets)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("debug", help="where artifact B (INT8, ONNX) starts to disagree with A "
+                                     "(fp32), layer by layer; for INT8, the ops to keep fp32 "
+                                     "as a verified ptq skip list")
+    p.add_argument("a", metavar="A", help="reference artifact (fp32 Paddle inference)")
+    p.add_argument("b", metavar="B", help="the artifact to check (its INT8 or ONNX version)")
+    p.add_argument("--inputs", nargs="+", required=True, metavar="PATH",
+                   help="real inputs: image files or folders (preprocessed as A records) or "
+                        ".npy/.npz tensors already preprocessed")
+    p.add_argument("--count", type=int, default=32, help="samples used (default: 32)")
+    p.add_argument("--out", metavar="DIR", help="write debug.png and debug.json here")
+    p.add_argument("--fallback", choices=("auto", "on", "off"), default="auto",
+                   help="search the ops to keep fp32 by re-quantizing A (auto: when B is the "
+                        "INT8 model of an fp32 A)")
+    p.add_argument("--target", type=float, default=0.8,
+                   help="share of the lost agreement the skip list must win back (0.8)")
+    p.add_argument("--max-layers", type=int, default=4,
+                   help="at most this many layers tried in fp32 (default: 4)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_debug)
 
     p = sub.add_parser("infer", help="predict raw inputs with an artifact")
     p.add_argument("artifact", nargs="?", help="artifact folder (or use -c)")

@@ -1,0 +1,140 @@
+"""Accuracy debugger: where two artifacts of the same model start to disagree, layer by layer.
+
+``debug(a, b, feeds)`` runs both on the same inputs, aligns intermediate tensors by name (see
+``capture``), reports each op's relative error and cosine against ``a`` and the first op
+where the divergence jumps (``compare``); when ``b`` is a PTQ INT8 model of ``a``, it also
+finds the layers to leave in fp32, verified by re-quantizing (``fallback``), as a ptq
+``skip_tensors`` list. Docs: docs/DEBUG.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paddleopt.debug.capture import Runner
+from paddleopt.debug.compare import Accumulator, LayerError, first_jump, layer_errors, ranked
+from paddleopt.debug.fallback import Fallback, layer_scores
+from paddleopt.utils.errors import UserError
+
+
+@dataclass
+class DebugReport:
+    a: str
+    b: str
+    samples: int
+    compared: int  # ops of a whose output b also has
+    layers: list[LayerError]
+    jump: LayerError | None
+    fallback: Fallback | None = None
+    plot: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "samples": self.samples, "compared": self.compared,
+                "layers": [r.to_dict() for r in self.layers],
+                "jump": self.jump.to_dict() if self.jump else None,
+                "fallback": self.fallback.to_dict() if self.fallback else None,
+                "plot": self.plot, "notes": self.notes}
+
+    def describe(self, top: int = 8) -> str:
+        lines = [f"compared {self.compared} layers of {self.a} and {self.b} on "
+                 f"{self.samples} samples"]
+        if self.layers:
+            last = self.layers[-1]
+            lines.append(f"last layer: {last.op} -> {last.tensor}: relative error "
+                         f"{last.relative_error:.4g}, cosine {last.cosine:.4f}")
+        if self.jump is None:
+            lines.append("no layer stands out: the runs agree everywhere")
+        else:
+            j = self.jump
+            lines.append(f"first jump: op #{j.index} {j.op} -> {j.tensor}"
+                         + (f" (weight {j.weight})" if j.weight else "")
+                         + f": relative error {j.input_error:.4g} -> {j.relative_error:.4g}")
+        lines.append(f"layers adding the most error (top {top}):")
+        lines.append(f"  {'op':>5} {'type':<18} {'added':>9} {'rel.err':>9} {'cosine':>7}  "
+                     "tensor")
+        for r in ranked(self.layers)[:top]:
+            lines.append(f"  {r.index:>5} {r.op:<18} {r.added:>9.4g} {r.relative_error:>9.4g} "
+                         f"{r.cosine:>7.4f}  {r.tensor}")
+        fb = self.fallback
+        if fb is not None:
+            lines.append(f"fp32 fallback (verified by re-quantizing, settings "
+                         f"algo={fb.settings.get('algo')}, calibrated on these inputs): "
+                         f"B's agreement {fb.given_agreement:.4f}, re-quantized "
+                         f"{fb.baseline_agreement:.4f}")
+            for s in fb.steps:
+                lines.append(f"  skip {len(s.skip_tensors)}: agreement {s.agreement:.4f}, "
+                             f"{s.recovered:.0%} of the loss recovered")
+            if fb.skip_tensors:
+                skip = ", ".join(fb.skip_tensors)
+                lines.append(f"ptq skip list ({fb.recovered:.0%} recovered): "
+                             f"skip_tensors: [{skip}]")
+                lines.append(f"  e.g. paddleopt quantize MODEL_DIR --calib DATA -o "
+                             f"ptq.skip_tensors=[{','.join(fb.skip_tensors)}]")
+        if self.plot:
+            lines.append(f"plot: {self.plot}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def compare(a: Any, b: Any, feeds: list[np.ndarray], batch_size: int = 8) -> tuple[
+        list[LayerError], int]:
+    """Per-layer errors of artifact ``b`` against ``a`` on ``feeds`` (rows in a's op order)."""
+    ra, rb = Runner(a), Runner(b)
+    names = [n for op in ra.graph.ops for n in op.outputs if n in rb.graph.tensors]
+    if not names:
+        raise UserError(f"'{a.path}' and '{b.path}' share no intermediate tensor names.",
+                        "compare two artifacts of the same model (e.g. fp32 and its INT8 or "
+                        "ONNX conversion).")
+    acc = Accumulator()
+    with ra.session(names) as run_a, rb.session(names) as run_b:
+        for i in range(0, len(feeds[0]), batch_size):
+            batch = [f[i:i + batch_size] for f in feeds]
+            acc.add(run_a(batch), run_b(batch))
+    rows = layer_errors(ra.graph, acc)
+    return rows, len(rows)
+
+
+def debug(a: Any, b: Any, feeds: list[np.ndarray], *, out_dir: str | Path | None = None,
+          fallback: bool | None = None, target: float = 0.8, max_layers: int = 4,
+          batch_size: int = 8, log: Any = None) -> DebugReport:
+    """Compare artifacts ``a`` (reference) and ``b`` layer by layer on ``feeds``.
+
+    Args:
+        fallback: search the fp32 skip list (None: when ``b`` is an INT8 model and ``a`` fp32).
+        target: share of the lost agreement the skip list must recover.
+        max_layers: at most this many layers are tried in fp32.
+        out_dir: where the plot and debug.json go (None: nowhere).
+    """
+    rows, compared = compare(a, b, feeds, batch_size)
+    report = DebugReport(str(a.path), str(b.path), len(feeds[0]), compared, rows,
+                         first_jump(rows))
+    is_ptq = (b.manifest.precision == "int8" and a.manifest.precision != "int8"
+              and a.kind == "inference" and b.kind == "inference")
+    if fallback is None:
+        fallback = is_ptq
+    if fallback and not is_ptq:
+        raise UserError("the fp32 fallback search needs A = an fp32 inference artifact and "
+                        "B = its INT8 (ptq) artifact.", "drop --fallback, or pass those two.")
+    if fallback:
+        if not layer_scores(rows):
+            report.notes.append("no quantized convolution adds error: nothing to leave fp32 "
+                                "(matmul skips have no effect under oneDNN INT8)")
+        else:
+            from paddleopt.debug.fallback import search
+
+            report.fallback = search(a, b, feeds, rows, target=target, max_layers=max_layers,
+                                     batch_size=batch_size, log=log)
+    if out_dir is not None:
+        import json
+
+        from paddleopt.debug.plot import layer_plot
+
+        out = Path(out_dir)
+        report.plot = str(layer_plot(rows, report.jump, out / "debug.png",
+                                     f"{Path(a.path).name} vs {Path(b.path).name}"))
+        (out / "debug.json").write_text(json.dumps(report.to_dict(), indent=1))
+    return report

@@ -1,0 +1,110 @@
+"""The accuracy debugger on tiny models: a deliberately broken layer is named first, and the
+verified fp32 fallback recovers the agreement INT8 lost."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paddleopt.artifact import Artifact, IOSpec, Manifest, TensorSpec
+from paddleopt.debug import debug
+from paddleopt.utils.imports import import_paddle
+from paddleopt.utils.jit import save_layer
+
+paddle = import_paddle()
+IO = IOSpec(inputs=[TensorSpec("x", [-1, 3, 16, 16])], outputs=[TensorSpec("out", [-1, 10])])
+
+
+class ThreeConv(paddle.nn.Layer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = paddle.nn.Conv2D(3, 8, 3, padding=1)
+        self.c2 = paddle.nn.Conv2D(8, 8, 3, padding=1)
+        self.c3 = paddle.nn.Conv2D(8, 8, 3, padding=1)
+        self.pool = paddle.nn.AvgPool2D(4)
+        self.fc = paddle.nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = paddle.nn.functional.relu(self.c1(x))
+        x = paddle.nn.functional.relu(self.c2(x))
+        x = self.c3(x)  # signed features: the class varies with the input
+        return self.fc(paddle.flatten(self.pool(x), 1))
+
+
+def _save(net: ThreeConv, folder: Path) -> Artifact:
+    save_layer(net, str(folder / "model"),
+               input_spec=[paddle.static.InputSpec([-1, 3, 16, 16], "float32", "x")])
+    manifest = Manifest(kind="inference", files={"model": "model.pdmodel",
+                                                 "params": "model.pdiparams"}, io=IO)
+    manifest.save(folder)
+    return Artifact.open(folder)
+
+
+def _int8(fp32: Artifact, folder: Path, feeds: np.ndarray) -> Artifact:
+    from paddleopt.compress.ptq import quantize_post_static
+
+    quantize_post_static(fp32.path, folder, [[feeds[i:i + 16]] for i in range(0, 64, 16)],
+                         algo="abs_max", batch_nums=4)
+    manifest = fp32.manifest.derive(kind="inference", precision="int8",
+                                    quantization={"method": "ptq", "algo": "abs_max"},
+                                    files={"model": "model.pdmodel",
+                                           "params": "model.pdiparams"})
+    manifest.save(folder)
+    return Artifact.open(folder)
+
+
+@pytest.fixture(scope="module")
+def feeds() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((64, 3, 16, 16)).astype("float32")
+
+
+def test_a_perturbed_layer_is_named_first(tmp_path: Path, feeds: np.ndarray) -> None:
+    paddle.seed(0)
+    net = ThreeConv()
+    net.eval()
+    a = _save(net, tmp_path / "a")
+    w = net.c2.weight.numpy()
+    net.c2.weight.set_value(w + np.random.default_rng(1).standard_normal(w.shape)
+                            .astype("float32") * float(np.abs(w).mean()))
+    b = _save(net, tmp_path / "b")
+    report = debug(a, b, [feeds], out_dir=tmp_path / "out")
+    assert report.jump is not None and report.jump.weight == "conv2d_1.w_0"
+    assert report.jump.input_error == 0.0 and report.jump.relative_error > 0.3
+    assert report.layers[0].relative_error == 0.0  # conv2d_0 untouched
+    assert report.fallback is None  # fp32 vs fp32: nothing to quantize
+    assert (tmp_path / "out" / "debug.png").stat().st_size > 1000
+
+
+def test_int8_outlier_layer_fallback_recovers(tmp_path: Path, feeds: np.ndarray, cli) -> None:
+    paddle.seed(0)
+    net = ThreeConv()
+    net.eval()
+    # conv2d_0's channel 0 is 300x larger than the others and conv2d_1 ignores it: one
+    # per-tensor INT8 scale for conv2d_1's input wipes out the channels that carry the signal.
+    w1 = net.c1.weight.numpy()
+    w1[0] *= 300
+    net.c1.weight.set_value(w1)
+    w2 = net.c2.weight.numpy()
+    w2[:, 0] = 0
+    net.c2.weight.set_value(w2)
+    net.fc.bias.set_value(np.zeros([10], "float32"))  # the class follows the features
+    a = _save(net, tmp_path / "a")
+    b = _int8(a, tmp_path / "b", feeds)
+    np.savez(tmp_path / "x.npz", x=feeds)
+    res = cli("debug", str(a.path), str(b.path), "--inputs", str(tmp_path / "x.npz"),
+              "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "first jump: op #5 conv2d -> conv2d_1.tmp_0 (weight conv2d_1.w_0)" in res.stdout
+    assert "skip_tensors: [conv2d_1.w_0]" in res.stdout, res.stdout
+    report = json.loads((tmp_path / "out" / "debug.json").read_text())
+    fb = report["fallback"]
+    assert fb["given_agreement"] < 0.8 and fb["baseline_agreement"] < 0.8, fb
+    assert fb["skip_tensors"] == ["conv2d_1.w_0"] and fb["recovered"] >= 0.8, fb
+    assert fb["steps"][0]["agreement"] > 0.95, fb
+
+
+def test_bad_input_is_a_user_error(tmp_path: Path, cli) -> None:
+    res = cli("debug", str(tmp_path), str(tmp_path), "--inputs", "x.npz", "--count", "0")
+    assert res.returncode == 2 and "count is 0" in res.stderr and "Traceback" not in res.stderr
