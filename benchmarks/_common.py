@@ -20,8 +20,12 @@ ROW_KEYS = ("model", "variant", "backend", "precision", "batch_size", "threads",
             "latency_ms", "throughput_per_s", "accuracy", "size_bytes", "peak_rss_mb")
 
 
-def parse_args(suite: str, doc: str) -> argparse.Namespace:
+def parse_args(suite: str, doc: str, flags: dict[str, str] | None = None
+               ) -> argparse.Namespace:
+    """The shared options, plus ``flags`` (--name -> help) as store_true switches."""
     parser = argparse.ArgumentParser(description=doc)
+    for flag, text in (flags or {}).items():
+        parser.add_argument(flag, action="store_true", help=text)
     parser.add_argument("--quick", action="store_true", help="tiny version for tests (seconds)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / f"{suite}.json"))
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/BENCHMARKS.md")

@@ -11,9 +11,11 @@ rounds so that load on a shared machine hits every variant alike.
 
     python benchmarks/compression.py            # MNIST, tens of minutes (resumes finished stages)
     python benchmarks/compression.py --quick    # tiny digits pipeline, for tests
+    python benchmarks/compression.py --no-training-code [--quick]   # see benchmarks/_notraining.py
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -367,8 +369,42 @@ def _yes(checks: dict[str, bool], prefix: str) -> str:
     return "yes" if value else "**no**"
 
 
+def no_training_code(args: Any) -> None:
+    """Compress inference folders only (see _notraining): its own results file and section."""
+    import _notraining
+    from paddleopt import api
+
+    if args.quick:
+        from _models import export_vision
+
+        # the quickstart architecture, random weights: the parts run, the numbers mean little
+        work = Path(tempfile.mkdtemp(prefix="bench_notraining_"))
+        export = export_vision("quickstart_cnn", cache=work / "models").path
+    elif os.environ.get("QUICKSTART_EXPORT"):
+        # an export of configs/quickstart.yaml (or quickstart_deploy.yaml: same model and
+        # training) made earlier: ~20 min of training saved on a loaded machine
+        work = REPO / "work_dirs" / "bench_notraining"
+        export = os.environ["QUICKSTART_EXPORT"]
+    else:
+        work = REPO / "work_dirs" / "bench_notraining"
+        export = api.run(REPO / "configs" / "quickstart.yaml", [f"work_dir={work / 'qs'}"],
+                         resume=True, evaluate=False).artifacts["export"].path
+    section = _notraining.run_section(Path(export), work, args.quick, rec=not args.quick)
+    out = args.out.replace(f"{SUITE}.json", f"{SUITE}_notraining.json")
+    data = write_results(f"{SUITE}_notraining", [], out, {"no_training_code": section})
+    for claim, met in section["checks"].items():
+        print(f"{'MET ' if met else 'MISS'} {claim}")
+    if not args.quick and not args.no_docs:
+        render_section(f"{SUITE}_notraining", data, _notraining.body,
+                       "python benchmarks/compression.py --no-training-code")
+
+
 def main() -> None:
-    args = parse_args(SUITE, __doc__)
+    args = parse_args(SUITE, __doc__, {"--no-training-code": "compress inference folders "
+                                       "only: qat_distill vs PTQ, prune + distill, PP-OCRv4 rec"})
+    if args.no_training_code:
+        no_training_code(args)
+        return
     from paddleopt import api
 
     if args.quick:

@@ -174,14 +174,46 @@ def act_compress(model_dir: str | Path, out_dir: str | Path, data: Any, *,
 
 def prunable_convs(model_file: str | Path) -> list[str]:
     """Conv weights channel pruning may shrink: every conv2d but the first (its input
-    channels are the image's) and no depthwise conv (its channels follow its input)."""
+    channels are the image's), no depthwise conv (its channels follow its input), and no conv
+    whose output is flattened with its spatial positions into a matmul (LeNet-style heads:
+    ACT's pruner does not shrink that matmul's weight rows, the program breaks)."""
     from paddleopt.artifact.program import read_program
 
     block = read_program(model_file).blocks[0]
     params = {v.name for v in block.vars if v.persistable}
-    weights = [n for op in block.ops if op.type == "conv2d" for v in op.inputs
-               if v.parameter == "Filter" for n in v.arguments if n in params]
-    return weights[1:]
+    shapes = {v.name: list(v.type.lod_tensor.tensor.dims) for v in block.vars
+              if v.type.HasField("lod_tensor")}
+    consumers: dict[str, list[Any]] = {}
+    for op in block.ops:
+        for v in op.inputs:
+            for n in v.arguments:
+                consumers.setdefault(n, []).append(op)
+
+    def spatial_flatten(name: str, hops: int = 0) -> bool:
+        for op in consumers.get(name, []):
+            if op.type in ("flatten_contiguous_range", "flatten2", "reshape2", "flatten"):
+                dims = shapes.get(name, [])
+                if len(dims) == 4 and dims[2] * dims[3] != 1:
+                    return True
+            elif hops < 8 and op.type not in ("conv2d", "depthwise_conv2d", "matmul_v2",
+                                              "matmul", "mul"):
+                outs = [n for v in op.outputs for n in v.arguments]
+                if any(spatial_flatten(n, hops + 1) for n in outs):
+                    return True
+        return False
+
+    out = []
+    for op in block.ops:
+        if op.type != "conv2d":
+            continue
+        weights = [n for v in op.inputs if v.parameter == "Filter" for n in v.arguments
+                   if n in params]
+        outputs = [n for v in op.outputs for n in v.arguments]
+        if weights and not any(spatial_flatten(n) for n in outputs):
+            out.append(weights[0])
+    first = next((n for op in block.ops if op.type == "conv2d" for v in op.inputs
+                  if v.parameter == "Filter" for n in v.arguments), None)
+    return [w for w in out if w != first]
 
 
 def _check_nodes(model_file: Path, nodes: Sequence[str]) -> None:
@@ -211,3 +243,20 @@ def _quiet_logs() -> Any:
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+
+
+def inference_flops(model_dir: str | Path, batch: int = 1) -> int:
+    """Multiply-accumulate FLOPs of an inference program at batch ``batch`` (dynamic
+    dimensions other than the batch must be fixed in the program)."""
+    from paddleopt.utils.imports import import_paddle
+
+    paddle = import_paddle()
+    from paddleslim.analysis import flops
+
+    model_file, params_file, _ = model_feeds(model_dir)
+    with static_mode():
+        exe = paddle.static.Executor(paddle.CPUPlace())
+        program, _, _ = paddle.static.load_inference_model(
+            str(model_file.parent), exe, model_filename=model_file.name,
+            params_filename=params_file.name if params_file else None)
+        return int(flops(program)) * batch
