@@ -195,7 +195,8 @@ def calibration_spec(calib: str | Path, count: int | None = None) -> tuple[dict[
 
 
 def ptq_stage(model_dir: str | Path, calib: str | Path, max_drop: float,
-              metric: str | None, count: int | None, thorough: bool) -> dict[str, Any]:
+              metric: str | None, count: int | None, thorough: bool, distill: int = 0
+              ) -> dict[str, Any]:
     from paddleopt.artifact.program import find_model_files
     from paddleopt.stages._ptq.layers import has_activation_matmuls
 
@@ -210,7 +211,12 @@ def ptq_stage(model_dir: str | Path, calib: str | Path, max_drop: float,
     if thorough:  # per-layer sensitivity: one PTQ run per convolution (minutes on big models)
         candidates += [{"algo": "hist", "skip_sensitive": 1}, {"algo": "hist",
                                                               "skip_sensitive": 3}]
-    return {"calibration": calibration,
+    extra: dict[str, Any] = {}
+    if distill:  # quant-aware distillation from the fp32 model (stages/qat_distill.py)
+        candidates.append({"qat_distill": True})
+        # measured beside PTQ, not only when PTQ misses: the fastest within budget is kept
+        extra.update(distill={"steps": distill}, search="all")
+    return {**extra, "calibration": calibration,
             "evaluation": {"source": "agreement", "count": heldout,
                            **({"metric": metric} if metric else {})},
             "max_accuracy_drop": max_drop, "candidates": candidates,
@@ -220,7 +226,8 @@ def ptq_stage(model_dir: str | Path, calib: str | Path, max_drop: float,
 def quantize(model_dir: str | Path, calib: str | Path, work_dir: str | Path | None = None,
              max_drop: float = 0.01, shapes: dict[str, Any] | None = None,
              metric: str | None = None, count: int | None = None, thorough: bool = False,
-             overrides: list[str] | None = None, resume: bool = False) -> QuantizeResult:
+             overrides: list[str] | None = None, resume: bool = False,
+             distill: int = 0) -> QuantizeResult:
     """Accuracy-aware INT8 of an inference folder against its own fp32 outputs."""
     from paddleopt.stages.pipeline import plan, run
 
@@ -228,7 +235,7 @@ def quantize(model_dir: str | Path, calib: str | Path, work_dir: str | Path | No
     config = {"name": f"{Path(model_dir).name}_quantize", "work_dir": str(work),
               "source": _source(model_dir, shapes, inputs=calib),
               "stages": {"ptq": ptq_stage(model_dir, calib, max_drop, metric, count,
-                                          thorough)}}
+                                          thorough, distill)}}
     the_plan = plan(config, overrides)
     ptq_cfg = the_plan.steps[0].stage.config
     name = ptq_cfg.evaluation.metric or "fp32 agreement"
@@ -272,7 +279,7 @@ def optimize(model_dir: str | Path, calib: str | Path, target: str = "server-cpu
              count: int | None = None, thorough: bool = False,
              batch_sizes: list[int] | None = None, threads: int | None = None,
              iters: int = 50, overrides: list[str] | None = None,
-             progress: Any = None) -> dict[str, Any]:
+             progress: Any = None, distill: int = 0) -> dict[str, Any]:
     """check -> accuracy-aware ptq -> conversions -> bench matrix -> optimize.md/.json."""
     from paddleopt import api
     from paddleopt.deploy.check import check_artifact, normalize_target
@@ -295,7 +302,7 @@ def optimize(model_dir: str | Path, calib: str | Path, target: str = "server-cpu
 
     say("quantize: accuracy-aware PTQ against the fp32 outputs")
     quant = quantize(model_dir, calib, work / "quantize", max_drop, shapes, metric, count,
-                     thorough, overrides)
+                     thorough, overrides, distill=distill)
     say(quant.describe())
 
     stages = conversion_stages(convertible, "source", "fp32_")

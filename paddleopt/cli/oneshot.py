@@ -38,6 +38,9 @@ def _quant_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thorough", action="store_true",
                    help="also try keeping the most quantization-sensitive layers fp32 "
                         "(one PTQ run per convolution to rank them: slow on big models)")
+    p.add_argument("--distill", type=int, default=0, metavar="STEPS",
+                   help="also try quant-aware training distilled from the fp32 model for "
+                        "STEPS batches (PaddleSlim ACT; no labels, no training code)")
 
 
 def _shapes(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -73,7 +76,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     result = oneshot.quantize(args.model_dir, args.calib, args.work_dir, args.max_drop,
                               _shapes(args), args.metric, args.calib_count, args.thorough,
-                              args.override)
+                              args.override, distill=args.distill)
     print(result.describe())
     _write(args, result.to_dict())
     return 0 if result.kept == "int8" else oneshot.EXIT_KEPT_FP32
@@ -85,7 +88,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     summary = oneshot.optimize(
         args.model_dir, args.calib, args.target, args.work_dir, args.max_drop, _shapes(args),
         args.metric, args.calib_count, args.thorough, args.batch_size, args.threads,
-        args.iters, args.override, progress=lambda text: print(text, flush=True))
+        args.iters, args.override, progress=lambda text: print(text, flush=True),
+        distill=args.distill)
     print("\n".join(api.matrix_table(summary["bench"]["rows"])))
     print(f"report: {summary['work_dir']}/optimize.md (and optimize.json)")
     _write(args, summary)

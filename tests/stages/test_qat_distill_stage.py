@@ -85,3 +85,18 @@ def test_bad_recipe_is_a_config_error(tiny_inference, tmp_path, bad, match):
     folder, npz = _foreign(tiny_inference, tmp_path)
     with pytest.raises(ConfigError, match=match):
         run_stage("qat_distill", _config(folder, npz, **bad), None, tmp_path / "work")
+
+
+@pytest.mark.slow  # a CLI subprocess: ~30 s idle, minutes under load
+def test_quantize_cli_distill_adds_the_candidate(tiny_inference, tmp_path):
+    from conftest import run_cli
+
+    folder, npz = _foreign(tiny_inference, tmp_path)
+    proc = run_cli("quantize", str(folder), "--calib", str(npz), "--distill", "8",
+                   "--max-drop", "0.5", "--work-dir", str(tmp_path / "q"),
+                   "--json", str(tmp_path / "q.json"), "-o", "ptq.candidates=[{algo: hist}, "
+                   "{qat_distill: true}]", "-o", "ptq.latency.rounds=1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {c["name"]: c for c in json.loads((tmp_path / "q.json").read_text())["candidates"]}
+    assert rows["qat_distill"]["status"] in ("fits", "kept")  # measured, not skipped
+    assert rows["qat_distill"]["accuracy"] >= 0.8
