@@ -36,6 +36,7 @@ log = logging.getLogger("paddleopt")
 FINGERPRINT_OMIT_NULL: dict[str, tuple[str, ...]] = {
     "ptq": ("onednn_int8_ops", "distill", "qat_distill"),
     "distill": ("train_subset",),
+    "train": ("visualdl",),
 }
 
 

@@ -15,6 +15,9 @@ from paddleopt.stages.base import Stage, StageContext
 class TrainStageConfig(TrainConfig):
     keep_checkpoints: int = 2  # per-epoch checkpoints kept in checkpoints/
     resume_from_checkpoint: bool = True  # with --resume, continue an interrupted stage
+    # true: per-epoch scalars for VisualDL in <stage folder>/visualdl (`visualdl --logdir`).
+    # null (default) is left out of the resume fingerprint (see FINGERPRINT_OMIT_NULL).
+    visualdl: bool | None = None
 
     def validate(self) -> tuple[str, str] | None:
         if self.keep_checkpoints < 1:
@@ -71,8 +74,16 @@ class TrainStage(Stage):
         done_seconds = last["train_seconds"] if last else 0.0
         started = time.perf_counter()
 
+        scalars = None
+        if cfg.visualdl and is_rank0():
+            from paddleopt.engine.visualdl_log import EpochScalars
+
+            scalars = EpochScalars(out_dir / "visualdl", ctx.stage_id)
+
         def on_epoch_end(epoch: int, metrics: dict, optimizer: Any, _schedule: Any) -> None:
             done_history.append(metrics)
+            if scalars is not None:
+                scalars.log(epoch + 1, metrics, optimizer.get_lr())
             checkpoints.save(epoch, model, optimizer, metrics, history=list(done_history),
                              train_seconds=done_seconds + time.perf_counter() - started)
 
@@ -81,6 +92,8 @@ class TrainStage(Stage):
                      on_epoch_end=on_epoch_end, start_epoch=start_epoch,
                      optimizer_state=last["optimizer"] if last else None,
                      rng=last["rng"] if last else None)
+        if scalars is not None:
+            scalars.close()
         # The manifest covers the whole training, across interruptions.
         result["history"] = done_history
         result["seconds"] = done_seconds + result["seconds"]

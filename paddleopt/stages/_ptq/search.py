@@ -91,9 +91,13 @@ class PTQRun:
                              "set evaluation.source: agreement (fp32 agreement, no labels), "
                              "pipeline or npz.")
         baseline = self.measure(self.src, data, paired=False)
-        ctx.log.info("[%s] fp32 baseline: accuracy %s on %s held-out samples (the search's), "
-                     "p50 %.3f ms at batch %d", ctx.stage_id, pct(baseline.get("accuracy")),
-                     _count(data), baseline["latency_ms"]["p50"], cfg.latency.batch_size)
+        if data is not None and hasattr(data[1], "score"):  # label-free: fp32 is the reference
+            measured = f"the reference for agreement on {_count(data)} held-out samples"
+        else:
+            measured = (f"accuracy {pct(baseline.get('accuracy'))} on {_count(data)} held-out "
+                        f"samples (the search's)")
+        ctx.log.info("[%s] fp32 baseline: %s, p50 %.3f ms at batch %d", ctx.stage_id, measured,
+                     baseline["latency_ms"]["p50"], cfg.latency.batch_size)
         results: list[dict[str, Any]] = []
         chosen: dict[str, Any] | None = None
         root = self.out_dir / "candidates"
