@@ -58,11 +58,12 @@ def _deployments(name: str, work: Path, quick: bool) -> tuple[list[tuple], Any]:
     calib = work / "calib.npz"
     np.savez(calib, x=calib_x)
     quant = oneshot.quantize(src_dir, calib, work / "quantize", 0.01, shapes,
-                             "paddleopt.metrics.ocr:ctc_agreement" if name == "rec" else None)
+                             "paddleopt.metrics.ocr:ctc_agreement" if name == "rec" else None,
+                             overrides=["ptq.candidates=[{algo: hist}]"] if quick else None)
     source = api.open_artifact(src_dir, shapes)
     out = [("pi-fp32", source, "paddle_inference", {"threads": 1}),
            ("ort-fp32", converted.artifacts["onnx"], "onnxruntime", {"threads": 1}),
-           ("lite-x86-fp32", converted.artifacts["lite_x86"], "lite", {"threads": 1})]
+           ("lite-x86-fp32", converted.artifacts["lite_x86"], "lite", {})]  # no threads knob
     if quant.artifact is not None:
         out.append(("pi-int8", api.open_artifact(quant.artifact), "paddle_inference",
                     {"threads": 1}))
@@ -102,7 +103,7 @@ def ocr_rows(quick: bool, root: Path | None = None) -> tuple[list[dict], dict[st
             rows.append({
                 "model": f"pp-ocrv4-{name}" if name != "cls" else "ppocr-mobile-v2-cls",
                 "variant": variant, "backend": backend, "precision": art.manifest.precision,
-                "batch_size": 1, "threads": 1,
+                "batch_size": 1, "threads": options.get("threads"),
                 "onednn": pred.describe().get("onednn"),
                 "latency_ms": timing["latency_ms"],
                 "throughput_per_s": timing["throughput_per_s"],

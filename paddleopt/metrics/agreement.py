@@ -58,9 +58,9 @@ def mask_iou(out: np.ndarray, ref: np.ndarray, threshold: float = 0.3) -> float:
 
 
 def is_map(shape: Sequence[int]) -> bool:
-    """[N, 1, H, W] (or [N, H, W]) with both spatial sides > 2: a probability/score map."""
-    return (len(shape) == 4 and shape[1] == 1 and min(shape[2:]) > 2) or \
-        (len(shape) == 3 and min(shape[1:]) > 2 and shape[-1] > 64)
+    """[N, 1, H, W] with both spatial sides > 2: a probability/score map. A 3-D output is
+    never taken for one: [N, T, C] is a sequence of scores (CTC), judged by top-1."""
+    return len(shape) == 4 and shape[1] == 1 and min(shape[2:]) > 2
 
 
 def agreement(outs: Sequence[np.ndarray], refs: Sequence[np.ndarray]) -> dict[str, Any]:

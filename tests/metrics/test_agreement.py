@@ -52,3 +52,9 @@ def test_ctc_greedy_decode_merges_repeats_and_drops_blanks() -> None:
     assert ocr.char_accuracy(["abc"], ["abd"]) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="charset"):
         ocr.ctc_greedy_decode(scores, charset[:3])
+
+
+def test_ctc_scores_are_not_taken_for_a_map() -> None:
+    ref = np.zeros((2, 40, 6625), dtype=np.float32)
+    ref[..., 0] = 1.0
+    assert agreement.agreement([ref], [ref])["metric"] == "top1_agreement"
