@@ -425,7 +425,7 @@ def doctor() -> dict[str, Any]:
 
 def debug(a: str | Path, b: str | Path, inputs: list[str], out_dir: str | Path | None = None,
           count: int = 32, fallback: bool | None = None, target: float = 0.8,
-          max_layers: int = 4, log: Any = None) -> Any:
+          max_layers: int = 4, metric: str | None = None, log: Any = None) -> Any:
     """Where artifact ``b`` starts to disagree with ``a`` (the reference), layer by layer, on
     real ``inputs`` (image files or folders, preprocessed as ``a`` records, or .npy/.npz
     tensors; the first ``count`` samples). For an INT8 ``b`` of an fp32 ``a``, also the
@@ -459,4 +459,4 @@ def debug(a: str | Path, b: str | Path, inputs: list[str], out_dir: str | Path |
     feeds, _ = load_inputs(art_a, files)
     feeds = [np.asarray(f)[:count] for f in feeds]
     return run_debug(art_a, art_b, feeds, out_dir=out_dir, fallback=fallback, target=target,
-                     max_layers=max_layers, log=log)
+                     max_layers=max_layers, metric=metric, log=log)

@@ -202,7 +202,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     fallback = {"auto": None, "on": True, "off": False}[args.fallback]
     report = api.debug(args.a, args.b, args.inputs, out_dir=args.out, count=args.count,
                        fallback=fallback, target=args.target, max_layers=args.max_layers,
-                       log=print)
+                       metric=args.metric, log=print)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.describe())
     return 0
 
@@ -458,6 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the lost agreement the skip list must win back (0.8)")
     p.add_argument("--max-layers", type=int, default=4,
                    help="at most this many layers tried in fp32 (default: 4)")
+    p.add_argument("--metric", metavar="MODULE:FUNCTION",
+                   help="the fallback's agreement score, function(outputs, reference) -> "
+                        "float, e.g. paddleopt.metrics.ocr:ctc_agreement (default: top-1 "
+                        "agreement)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_debug)
 

@@ -62,7 +62,8 @@ class DebugReport:
         fb = self.fallback
         if fb is not None:
             lines.append(f"fp32 fallback (verified by re-quantizing, settings "
-                         f"algo={fb.settings.get('algo')}, calibrated on these inputs): "
+                         f"algo={fb.settings.get('algo')}, calibrated on these inputs, "
+                         f"score {fb.metric.rsplit(':', 1)[-1]}): "
                          f"B's agreement {fb.given_agreement:.4f}, re-quantized "
                          f"{fb.baseline_agreement:.4f}")
             for s in fb.steps:
@@ -100,13 +101,15 @@ def compare(a: Any, b: Any, feeds: list[np.ndarray], batch_size: int = 8) -> tup
 
 def debug(a: Any, b: Any, feeds: list[np.ndarray], *, out_dir: str | Path | None = None,
           fallback: bool | None = None, target: float = 0.8, max_layers: int = 4,
-          batch_size: int = 8, log: Any = None) -> DebugReport:
+          batch_size: int = 8, metric: str | None = None, log: Any = None) -> DebugReport:
     """Compare artifacts ``a`` (reference) and ``b`` layer by layer on ``feeds``.
 
     Args:
         fallback: search the fp32 skip list (None: when ``b`` is an INT8 model and ``a`` fp32).
         target: share of the lost agreement the skip list must recover.
         max_layers: at most this many layers are tried in fp32.
+        metric: the fallback's score, ``package.module:function(outputs, reference)``
+            (default: ``metrics.agreement``).
         out_dir: where the plot and debug.json go (None: nowhere).
     """
     rows, compared = compare(a, b, feeds, batch_size)
@@ -127,7 +130,7 @@ def debug(a: Any, b: Any, feeds: list[np.ndarray], *, out_dir: str | Path | None
             from paddleopt.debug.fallback import search
 
             report.fallback = search(a, b, feeds, rows, target=target, max_layers=max_layers,
-                                     batch_size=batch_size, log=log)
+                                     batch_size=batch_size, metric=metric, log=log)
     if out_dir is not None:
         import json
 

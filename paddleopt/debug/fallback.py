@@ -48,6 +48,7 @@ class Fallback:
     skip_tensors: list[str] = field(default_factory=list)
     recovered: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
+    metric: str = "paddleopt.metrics.agreement:agreement"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,22 +80,31 @@ def ptq_settings(int8_manifest: Any) -> dict[str, Any]:
 
 def search(fp32: Any, int8: Any, feeds: list[np.ndarray], rows: list[LayerError], *,
            target: float = 0.8, max_layers: int = 4, batch_size: int = 8,
-           log: Any = None) -> Fallback:
+           metric: str | None = None, log: Any = None) -> Fallback:
     """Re-quantize ``fp32`` skipping the top-ranked layers one more at a time until the
-    agreement lost to INT8 is recovered by ``target`` (or ``max_layers`` are skipped)."""
+    agreement lost to INT8 is recovered by ``target`` (or ``max_layers`` are skipped).
+    ``metric``: ``package.module:function(outputs, reference) -> float`` instead of the
+    built-in agreement (e.g. ``paddleopt.metrics.ocr:ctc_agreement``)."""
     from paddleopt.metrics.agreement import agreement
-    from paddleopt.metrics.reference import run_all
+    from paddleopt.metrics.reference import load_metric, run_all
+
+    fn = load_metric(metric, "--metric") if metric else None
+
+    def agree(outputs: list[np.ndarray], ref: list[np.ndarray]) -> float:
+        return float(fn(outputs, ref) if fn else agreement(outputs, ref)["score"])
 
     settings = ptq_settings(int8.manifest)
     ref = run_all(_predictor(fp32), feeds, batch_size)
     with tempfile.TemporaryDirectory(prefix="paddleopt-debug-") as tmp:
         def score(skip: list[str], name: str) -> float:
             art = _requantize(fp32, Path(tmp) / name, feeds, settings, skip, batch_size)
-            return float(agreement(run_all(_predictor(art), feeds, batch_size), ref)["score"])
+            return agree(run_all(_predictor(art), feeds, batch_size), ref)
 
-        given = float(agreement(run_all(_predictor(int8), feeds, batch_size), ref)["score"])
+        given = agree(run_all(_predictor(int8), feeds, batch_size), ref)
         base = score(settings["skip_tensors"], "base")
         result = Fallback(given, base, target, settings=settings)
+        if metric:
+            result.metric = metric
         if log:
             log(f"re-quantized without extra skips: agreement {base:.4f}")
         if base >= 1.0:  # nothing lost: nothing to win back

@@ -108,3 +108,32 @@ def test_int8_outlier_layer_fallback_recovers(tmp_path: Path, feeds: np.ndarray,
 def test_bad_input_is_a_user_error(tmp_path: Path, cli) -> None:
     res = cli("debug", str(tmp_path), str(tmp_path), "--inputs", "x.npz", "--count", "0")
     assert res.returncode == 2 and "count is 0" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_onnx_conversion_with_a_perturbed_op(tmp_path: Path, feeds: np.ndarray) -> None:
+    """PI vs ONNX Runtime: the ONNX graph's node outputs carry the Paddle names, so a
+    conversion that got one conv wrong is pinned to that conv."""
+    import onnx
+    from onnx import numpy_helper
+
+    from paddleopt.export.onnx_convert import convert
+
+    paddle.seed(0)
+    net = ThreeConv()
+    net.eval()
+    a = _save(net, tmp_path / "a")
+    out = tmp_path / "onnx"
+    out.mkdir()
+    convert(a.file("model"), a.file("params"), out / "model.onnx")
+    a.manifest.derive(kind="onnx", files={"model": "model.onnx"}).save(out)
+    good = debug(a, Artifact.open(out), [feeds[:16]])
+    assert good.jump is None and good.layers[-1].relative_error < 1e-5, good.describe()
+
+    model = onnx.load(str(out / "model.onnx"))
+    node = next(n for n in model.graph.node if list(n.output) == ["conv2d_2.w_0"])
+    w = numpy_helper.to_array(node.attribute[0].t)
+    node.attribute[0].t.CopyFrom(numpy_helper.from_array(w * 1.5, "conv2d_2.w_0"))
+    onnx.save(model, str(out / "model.onnx"))
+    bad = debug(a, Artifact.open(out), [feeds[:16]])
+    assert bad.jump is not None and bad.jump.tensor == "conv2d_2.tmp_0", bad.describe()
+    assert bad.fallback is None
