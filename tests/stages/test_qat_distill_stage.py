@@ -66,6 +66,7 @@ def test_only_qat_distill_records_its_recipe(tiny_inference, tmp_path):
     quant = art.manifest.quantization
     assert quant["method"] == "qat_distill" and quant["steps"] == 12
     assert quant["quantized_compute_ops"] > 0 and quant["onnx_format"] is True
+    assert art.manifest.checks["int8"]["int8_kernels"] > 0  # its own kernels, under oneDNN
 
 
 def test_unknown_distill_node_names_the_fix(tiny_inference, tmp_path):
