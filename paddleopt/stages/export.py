@@ -71,7 +71,7 @@ class ExportStage(Stage):
             if written is not None:
                 manifest.files["preprocess"] = written.name
         manifest.metrics.update({k: v for k, v in src.manifest.metrics.items()
-                                 if k in ("accuracy", "params", "flops")})
+                                 if k in ("accuracy", "eval_samples", "params", "flops")})
         feeds, source = sample_inputs(src, cfg.parity_samples, ctx)
         expected = parity.dygraph_outputs(model, feeds)
         actual = parity.backend_outputs(Artifact(out_dir, manifest), "paddle_inference", feeds)
