@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 ROW_KEYS = {"model", "variant", "backend", "precision", "batch_size", "threads", "onednn",
@@ -37,3 +39,18 @@ def test_compression_quick(tmp_path):
     assert d["kd_beats_plain"] == (d["kd_accuracy"] > d["plain_accuracy"])
     assert len(s["checks"]) == 7 and all(isinstance(v, bool) for v in s["checks"].values())
     assert [c["name"] for c in data["ptq_candidates"]] == ["abs_max", "avg"]
+
+
+@pytest.mark.slow  # ~1 min: two ACT runs and PTQ on the quickstart architecture
+def test_no_training_code_quick(tmp_path):
+    out = tmp_path / "compression.json"
+    proc = subprocess.run([sys.executable, "benchmarks/compression.py", "--no-training-code",
+                           "--quick", "--no-docs", "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "compression_notraining.json").read_text())
+    s = data["no_training_code"]
+    assert {"hist", "qat_distill"} <= set(s["quickstart"])
+    assert s["quickstart"]["qat_distill"]["speedup_vs_fp32"] > 0
+    assert s["prune"]["flops_after"] < 0.6 * s["prune"]["flops_before"]  # ratio 0.3 per conv
+    assert set(s["checks"]) >= {"pruned: >= 1.5x latency", "pruned: <= 1 point drop"}
