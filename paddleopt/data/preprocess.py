@@ -1,7 +1,7 @@
 """Image preprocessing declared in config and recorded in the manifest.
 
 The same spec turns dataset arrays (already scaled to [0, 1]) and raw image files into model
-inputs, so ``paddleopt infer ARTIFACT digit.png`` sees what training saw.
+inputs, so ``paddleopt infer ARTIFACT examples/inputs/mnist_7.png`` sees what training saw.
 """
 from __future__ import annotations
 

@@ -54,6 +54,10 @@ def training_curves(stage: str, history: list[dict[str, Any]]) -> bytes | None:
                    transform=right.transAxes)
     right.set_xlabel("epoch")
     right.grid(True, alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (left, right):  # epochs are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"{stage}: training", fontsize=10)
     return _png(fig)
 
