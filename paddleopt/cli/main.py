@@ -295,6 +295,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     print(f"re-measured: winner {check['winner_p50_ms']:.3f} ms vs best {check['best']} "
           f"{check['best_p50_ms']:.3f} ms (x{check['ratio']:.3f}, tolerance "
           f"{check['tolerance']:.0%}): {'ok' if check['passed'] else 'NOT within tolerance'}")
+    if not check["passed"]:
+        print("the two timings disagree: the machine's load changed between them; re-run with "
+              "more --rounds / --seconds (or when it is quieter) before trusting the pick.")
     from paddleopt.deploy.auto import DEPLOYMENT_FILE
 
     used = Path(result["file"]).name == DEPLOYMENT_FILE
