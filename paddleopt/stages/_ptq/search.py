@@ -91,7 +91,9 @@ class PTQRun:
                              "set evaluation.source: agreement (fp32 agreement, no labels), "
                              "pipeline or npz.")
         baseline = self.measure(self.src, data, paired=False)
-        if data is not None and hasattr(data[1], "score"):  # label-free: fp32 is the reference
+        label_free = data is not None and hasattr(data[1], "score")
+        score_name = "fp32 agreement" if label_free else "accuracy"
+        if label_free:  # fp32 is the reference
             measured = f"the reference for agreement on {_count(data)} held-out samples"
         else:
             measured = (f"accuracy {pct(baseline.get('accuracy'))} on {_count(data)} held-out "
@@ -140,8 +142,8 @@ class PTQRun:
             else:
                 row.update(status="rejected", reason=f"drop {points(row['accuracy_drop'])} > "
                                                      f"budget {points(budget)}")
-            ctx.log.info("[%s] candidate %-14s accuracy %s drop %s p50 %.3f ms (%.2fx): %s",
-                         ctx.stage_id, label, pct(row.get("accuracy")),
+            ctx.log.info("[%s] candidate %-14s %s %s drop %s p50 %.3f ms (%.2fx): %s",
+                         ctx.stage_id, label, score_name, pct(row.get("accuracy")),
                          points(row.get("accuracy_drop")), row["latency_ms"]["p50"],
                          row["speedup_vs_fp32"], row["status"])
             if fits and chosen is None:
