@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from paddleopt.debug.capture import Runner
-from paddleopt.debug.compare import Accumulator, LayerError, first_jump, layer_errors, ranked
+from paddleopt.debug.capture import QDQ_SUFFIX, Runner
+from paddleopt.debug.compare import (Accumulator, LayerError, first_jump, layer_errors,
+                                     quant_pairs, ranked)
 from paddleopt.debug.fallback import Fallback, layer_scores
 from paddleopt.utils.errors import UserError
 
@@ -54,11 +55,12 @@ class DebugReport:
                          + (f" (weight {j.weight})" if j.weight else "")
                          + f": relative error {j.input_error:.4g} -> {j.relative_error:.4g}")
         lines.append(f"layers adding the most error (top {top}):")
-        lines.append(f"  {'op':>5} {'type':<18} {'added':>9} {'rel.err':>9} {'cosine':>7}  "
-                     "tensor")
+        lines.append(f"  {'op':>5} {'type':<18} {'added':>9} {'rel.err':>9} {'cosine':>7} "
+                     f"{'int8 err':>9}  tensor")
         for r in ranked(self.layers)[:top]:
+            q = "-" if r.quant_error is None else f"{r.quant_error:.4g}"
             lines.append(f"  {r.index:>5} {r.op:<18} {r.added:>9.4g} {r.relative_error:>9.4g} "
-                         f"{r.cosine:>7.4f}  {r.tensor}")
+                         f"{r.cosine:>7.4f} {q:>9}  {r.tensor}")
         fb = self.fallback
         if fb is not None:
             lines.append(f"fp32 fallback (verified by re-quantizing, settings "
@@ -86,16 +88,23 @@ def compare(a: Any, b: Any, feeds: list[np.ndarray], batch_size: int = 8) -> tup
     """Per-layer errors of artifact ``b`` against ``a`` on ``feeds`` (rows in a's op order)."""
     ra, rb = Runner(a), Runner(b)
     names = [n for op in ra.graph.ops for n in op.outputs if n in rb.graph.tensors]
+    weights = [op.weight for op in ra.graph.ops if op.weight]
+    quantized = [n + QDQ_SUFFIX for op in ra.graph.ops for n in [*op.inputs, op.weight]
+                 if n and n + QDQ_SUFFIX in rb.graph.tensors]
     if not names:
         raise UserError(f"'{a.path}' and '{b.path}' share no intermediate tensor names.",
                         "compare two artifacts of the same model (e.g. fp32 and its INT8 or "
                         "ONNX conversion).")
-    acc = Accumulator()
-    with ra.session(names) as run_a, rb.session(names) as run_b:
+    acc, quant = Accumulator(), Accumulator()
+    with ra.session([*names, *weights]) as run_a, \
+            rb.session([*names, *dict.fromkeys(quantized)]) as run_b:
         for i in range(0, len(feeds[0]), batch_size):
             batch = [f[i:i + batch_size] for f in feeds]
-            acc.add(run_a(batch), run_b(batch))
-    rows = layer_errors(ra.graph, acc)
+            out_a, out_b = run_a(batch), run_b(batch)
+            out_a.update(zip(ra.graph.feeds, batch))  # a quantized model input's source
+            acc.add(out_a, out_b)
+            quant.add(*quant_pairs(out_a, out_b))
+    rows = layer_errors(ra.graph, acc, quant if quantized else None)
     return rows, len(rows)
 
 

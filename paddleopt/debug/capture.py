@@ -19,6 +19,11 @@ import numpy as np
 from paddleopt.utils.errors import UserError
 
 SKIP_OPS = ("feed", "fetch")
+# Outputs that are not the op's result (batch_norm's saved statistics are uninitialised in an
+# inference run; reshape's XShape holds no data).
+SIDE_OUTPUTS = ("XShape", "SavedMean", "SavedVariance", "ReserveSpace", "MeanOut",
+                "VarianceOut")
+QDQ_SUFFIX = ".quantized.dequantized"  # PTQ's name for a tensor as the quantized op sees it
 
 
 @dataclass
@@ -58,7 +63,7 @@ def paddle_graph(model_file: Path) -> Graph:
         weight = next((n for v in op.inputs if v.parameter in ("Filter", "Y")
                        for n in v.arguments if n in params), None)
         ops.append(Op(i, op.type, [n for n in ins if n not in params],
-                      [n for v in op.outputs if v.parameter != "XShape"
+                      [n for v in op.outputs if v.parameter not in SIDE_OUTPUTS
                        for n in v.arguments if n not in params], weight))
     tensors = {n for op in ops for n in op.outputs}
     return Graph(ops, feeds, tensors)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from paddleopt.debug.capture import Graph
+from paddleopt.debug.capture import QDQ_SUFFIX, Graph
 
 
 @dataclass
@@ -19,6 +19,10 @@ class LayerError:
         input_error: the largest relative error among the op's inputs (0 for model inputs):
             what the op inherited.
         added: relative_error - input_error, what the op itself added.
+        quant_error: for an op B quantizes, the larger relative error of its quantized
+            input activation (vs the same tensor before quantize/dequantize, both in B) and
+            of its quantized weight (vs A's): what INT8 costs this op alone, free of the
+            error it inherits. None when B does not quantize it.
     """
 
     index: int
@@ -29,6 +33,7 @@ class LayerError:
     cosine: float
     input_error: float
     added: float
+    quant_error: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,8 +76,24 @@ class Accumulator:
         return self.cos[name] / self.count[name] if name in self.cos else None
 
 
-def layer_errors(graph: Graph, acc: Accumulator) -> list[LayerError]:
-    """One row per op of ``graph`` with a compared output, in run order."""
+def quant_pairs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[
+        dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(tensor before quantization, the same after quantize/dequantize) keyed by the tensor
+    name: activations both from B, weights from A (fp32) and B."""
+    before, after = {}, {}
+    for name, value in b.items():
+        if name.endswith(QDQ_SUFFIX):
+            base = name[:-len(QDQ_SUFFIX)]
+            src = b.get(base, a.get(base))
+            if src is not None:
+                before[base], after[base] = src, value
+    return before, after
+
+
+def layer_errors(graph: Graph, acc: Accumulator,
+                 quant: Accumulator | None = None) -> list[LayerError]:
+    """One row per op of ``graph`` with a compared output, in run order (``quant``: the
+    accumulated ``quant_pairs``)."""
     err: dict[str, float] = {n: 0.0 for n in graph.feeds}  # both runs get the same inputs
     rows = []
     for op in graph.ops:
@@ -85,8 +106,13 @@ def layer_errors(graph: Graph, acc: Accumulator) -> list[LayerError]:
         rel = acc.relative_error(out)
         for n in op.outputs:
             err[n] = acc.relative_error(n) if acc.relative_error(n) is not None else rel
+        qerr = None
+        if quant is not None:
+            found = [quant.relative_error(n) for n in [*op.inputs, op.weight] if n]
+            found = [e for e in found if e is not None]
+            qerr = max(found) if found else None
         rows.append(LayerError(op.index, op.type, out, op.weight, rel, acc.cosine(out),
-                               inherited, rel - inherited))
+                               inherited, rel - inherited, qerr))
     return rows
 
 

@@ -55,17 +55,12 @@ class Fallback:
 
 
 def layer_scores(rows: list[LayerError]) -> list[tuple[str, float]]:
-    """(weight, error added by the layer and the ops up to the next weighted layer), largest
-    first: a conv's output quantization shows up in the add/activation after it."""
-    scores: dict[str, float] = {}
-    current: str | None = None
-    for row in rows:
-        if row.op in SKIPPABLE and row.weight:
-            current = row.weight
-        elif row.weight:  # a matmul: not skippable under oneDNN (fused into INT8 fc)
-            current = None
-        if current is not None:
-            scores[current] = scores.get(current, 0.0) + max(row.added, 0.0)
+    """(weight, what INT8 costs the layer alone: ``quant_error``), largest first, for the
+    convolutions B quantizes. The accumulated per-layer error is no guide here: deep in a
+    model every op inherits error, while an op's own quantization error is measured free of
+    it."""
+    scores = {r.weight: r.quant_error for r in rows
+              if r.op in SKIPPABLE and r.weight and r.quant_error}
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
