@@ -158,6 +158,7 @@ def act_compress(model_dir: str | Path, out_dir: str | Path, data: Any, *,
         for name in ("model.pdmodel", "model.pdiparams"):
             shutil.copy2(save / name, out_dir / name)
     seconds = time.perf_counter() - started
+    _check_finite(out_dir, feeds, batches[0], train.learning_rate)
 
     from paddleopt.compress.int8_check import program_quant_summary
     from paddleopt.compress.onednn_fix import apply_onednn_int8_fixes
@@ -214,6 +215,28 @@ def prunable_convs(model_file: str | Path) -> list[str]:
     first = next((n for op in block.ops if op.type == "conv2d" for v in op.inputs
                   if v.parameter == "Filter" for n in v.arguments), None)
     return [w for w in out if w != first]
+
+
+def _check_finite(out_dir: Path, feeds: list[dict[str, Any]], batch: tuple,
+                  learning_rate: float) -> None:
+    """A diverged run (loss nan: seen on PP-OCRv4 rec with matmuls quantized at lr 5e-5)
+    still saves a model; refuse it here rather than hand back NaN weights."""
+    import numpy as np
+
+    from paddleopt.utils.imports import import_paddle
+
+    paddle = import_paddle()
+    with static_mode():
+        exe = paddle.static.Executor(paddle.CPUPlace())
+        program, names, fetch = paddle.static.load_inference_model(
+            str(out_dir / "model"), exe)
+        outs = exe.run(program, feed={f["name"]: np.asarray(a) for f, a in zip(feeds, batch)},
+                       fetch_list=fetch)
+    if not all(np.isfinite(np.asarray(o)).all() for o in outs):
+        raise UserError(f"the distillation diverged: the model in '{out_dir}' computes "
+                        f"non-finite outputs (learning_rate {learning_rate:g}).",
+                        "lower learning_rate (e.g. 10x), or quantize fewer op types "
+                        "(quantizable_op_types: [conv2d, depthwise_conv2d]).")
 
 
 def _check_nodes(model_file: Path, nodes: Sequence[str]) -> None:

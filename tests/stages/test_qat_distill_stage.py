@@ -101,3 +101,12 @@ def test_quantize_cli_distill_adds_the_candidate(tiny_inference, tmp_path):
     rows = {c["name"]: c for c in json.loads((tmp_path / "q.json").read_text())["candidates"]}
     assert rows["qat_distill"]["status"] in ("fits", "kept")  # measured, not skipped
     assert rows["qat_distill"]["accuracy"] >= 0.8
+
+
+def test_diverged_distillation_is_refused(tiny_inference, tmp_path):
+    from paddleopt.compress.act import ACTTrain, act_compress
+
+    folder, npz = _foreign(tiny_inference, tmp_path)
+    with pytest.raises(UserError, match="diverged"):
+        act_compress(folder, tmp_path / "out", npz, batch_size=16, batch_nums=4,
+                     train=ACTTrain(steps=8, learning_rate=1e12))
