@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from paddleopt.debug.capture import QDQ_SUFFIX, Runner
-from paddleopt.debug.compare import (Accumulator, LayerError, first_jump, layer_errors,
-                                     quant_pairs, ranked)
+from paddleopt.debug.compare import (Accumulator, ChannelAccumulator, LayerError, first_jump,
+                                     layer_errors, quant_pairs, ranked)
 from paddleopt.debug.fallback import Fallback, layer_scores
 from paddleopt.utils.errors import UserError
 
@@ -95,7 +95,7 @@ def compare(a: Any, b: Any, feeds: list[np.ndarray], batch_size: int = 8) -> tup
         raise UserError(f"'{a.path}' and '{b.path}' share no intermediate tensor names.",
                         "compare two artifacts of the same model (e.g. fp32 and its INT8 or "
                         "ONNX conversion).")
-    acc, quant = Accumulator(), Accumulator()
+    acc, quant = Accumulator(), ChannelAccumulator()
     with ra.session([*names, *weights]) as run_a, \
             rb.session([*names, *dict.fromkeys(quantized)]) as run_b:
         for i in range(0, len(feeds[0]), batch_size):

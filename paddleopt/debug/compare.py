@@ -19,10 +19,11 @@ class LayerError:
         input_error: the largest relative error among the op's inputs (0 for model inputs):
             what the op inherited.
         added: relative_error - input_error, what the op itself added.
-        quant_error: for an op B quantizes, the larger relative error of its quantized
-            input activation (vs the same tensor before quantize/dequantize, both in B) and
-            of its quantized weight (vs A's): what INT8 costs this op alone, free of the
-            error it inherits. None when B does not quantize it.
+        quant_error: for an op B quantizes, the larger per-channel relative error
+            (averaged over channels) of its quantized input activation (vs the same tensor
+            before quantize/dequantize, both in B) and of its quantized weight (vs A's):
+            what INT8 costs this op alone, free of the error it inherits. None when B does
+            not quantize it.
     """
 
     index: int
@@ -90,8 +91,37 @@ def quant_pairs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[
     return before, after
 
 
+class ChannelAccumulator:
+    """Relative error per channel, averaged over channels: a per-tensor INT8 scale set by a
+    few large channels wipes out the small ones, which the whole-tensor norm hides."""
+
+    def __init__(self) -> None:
+        self.diff2: dict[str, np.ndarray] = {}
+        self.ref2: dict[str, np.ndarray] = {}
+
+    def add(self, a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+        for name, x in a.items():
+            y = b.get(name)
+            if y is None or y.shape != x.shape or x.dtype.kind != "f" or x.ndim < 2:
+                continue
+            axis = 1 if x.ndim == 4 else x.ndim - 1  # NCHW channels; [N, T, C] features
+            other = tuple(i for i in range(x.ndim) if i != axis)
+            x64, y64 = x.astype(np.float64), y.astype(np.float64)
+            d2, r2 = ((y64 - x64) ** 2).sum(other), (x64 ** 2).sum(other)
+            self.diff2[name] = self.diff2.get(name, 0.0) + d2
+            self.ref2[name] = self.ref2.get(name, 0.0) + r2
+
+    def relative_error(self, name: str) -> float | None:
+        if name not in self.diff2:
+            return None
+        live = self.ref2[name] > 0  # all-zero channels carry nothing
+        if not live.any():
+            return 0.0
+        return float(np.mean(np.sqrt(self.diff2[name][live] / self.ref2[name][live])))
+
+
 def layer_errors(graph: Graph, acc: Accumulator,
-                 quant: Accumulator | None = None) -> list[LayerError]:
+                 quant: ChannelAccumulator | None = None) -> list[LayerError]:
     """One row per op of ``graph`` with a compared output, in run order (``quant``: the
     accumulated ``quant_pairs``)."""
     err: dict[str, float] = {n: 0.0 for n in graph.feeds}  # both runs get the same inputs

@@ -103,6 +103,9 @@ def test_int8_outlier_layer_fallback_recovers(tmp_path: Path, feeds: np.ndarray,
     assert fb["given_agreement"] < 0.8 and fb["baseline_agreement"] < 0.8, fb
     assert fb["skip_tensors"] == ["conv2d_1.w_0"] and fb["recovered"] >= 0.8, fb
     assert fb["steps"][0]["agreement"] > 0.95, fb
+    # conv2d_1's own INT8 error (its input's small channels wiped out) stands out
+    qerr = {r["weight"]: r["quant_error"] for r in report["layers"] if r["op"] == "conv2d"}
+    assert qerr["conv2d_1.w_0"] > 0.5 > 0.1 > max(qerr["conv2d_0.w_0"], qerr["conv2d_2.w_0"])
 
 
 def test_bad_input_is_a_user_error(tmp_path: Path, cli) -> None:
