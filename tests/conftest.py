@@ -5,8 +5,11 @@ import gzip  # noqa: F401  - before paddle (see paddleopt.utils.imports.import_p
 import os
 import subprocess
 import sys
+import time
 import zlib  # noqa: F401
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -106,3 +109,24 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.Comp
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@contextmanager
+def serve_process(*args: str, startup_seconds: float = 120) -> Iterator[str]:
+    """Start `paddleopt serve ... --port 0` as a user would and yield its printed URL;
+    the process is terminated on exit."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "paddleopt", "serve", *args, "--port", "0"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + startup_seconds
+        line = ""
+        while " on http://" not in line:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, proc.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "serve did not print its URL in time"
+        yield line.split(" on ", 1)[1].split()[0]
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -1,37 +1,19 @@
 """`paddleopt serve` as a user starts it: a process that prints its URL, on loopback."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 
 import httpx
 
-from conftest import REPO
+from conftest import serve_process
 from serve.conftest import sample, truncated_artifact
 
 
 def test_cli_serve_starts_on_loopback_and_answers(tiny_inference):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "paddleopt", "serve", str(tiny_inference.path),
-                             "--port", "0", "--max-batch-size", "4"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        line = ""
-        while " on http://" not in line:
-            line = proc.stdout.readline()
-            assert line or proc.poll() is None, proc.stderr.read()[-3000:]
-            assert time.monotonic() < deadline
-        url = line.split(" on ", 1)[1].split()[0]
+    with serve_process(str(tiny_inference.path), "--max-batch-size", "4") as url:
         assert url.startswith("http://127.0.0.1:")
         assert httpx.get(url + "/health", timeout=30).json()["status"] == "ok"
         r = httpx.post(url + "/predict", json={"inputs": {"x": sample(2).tolist()}}, timeout=30)
         assert r.status_code == 200 and len(r.json()["outputs"]["logits"]) == 2
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def test_cli_serve_refuses_a_bad_artifact(tiny_inference, tmp_path, cli):

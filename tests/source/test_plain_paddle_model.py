@@ -5,16 +5,12 @@ infer on a PNG and serve. No training config anywhere."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import serve_process
 
 PREPROCESS_YML = """\
 PreProcess:
@@ -131,23 +127,9 @@ def test_check_convert_quantize_bench_infer(cli, user_model, photos, tmp_path) -
 def test_serve_answers_for_the_bare_folder(user_model) -> None:
     import httpx
 
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "paddleopt", "serve", str(user_model),
-                             "--port", "0"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        line = ""
-        while " on http://" not in line:
-            line = proc.stdout.readline()
-            assert line or proc.poll() is None, proc.stderr.read()[-3000:]
-            assert time.monotonic() < deadline
-        url = line.split(" on ", 1)[1].split()[0]
+    with serve_process(str(user_model)) as url:
         x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype("float32")
         r = httpx.post(url + "/predict", json={"inputs": {"x": x.tolist()}}, timeout=60)
         assert r.status_code == 200, r.text
         outputs = r.json()["outputs"]
         assert len(next(iter(outputs.values()))) == 2
-    finally:
-        proc.terminate()
-        proc.wait(30)
