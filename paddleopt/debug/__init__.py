@@ -69,9 +69,15 @@ class DebugReport:
                          f"B's agreement {fb.given_agreement:.4f}, re-quantized "
                          f"{fb.baseline_agreement:.4f}")
             for s in fb.steps:
-                lines.append(f"  skip {len(s.skip_tensors)}: agreement {s.agreement:.4f}, "
+                ops = f", INT8 only on {'+'.join(s.onednn_int8_ops)}" if s.onednn_int8_ops else ""
+                lines.append(f"  skip {len(s.skip_tensors)}{ops}: agreement {s.agreement:.4f}, "
                              f"{s.recovered:.0%} of the loss recovered")
-            if fb.skip_tensors:
+            if fb.onednn_int8_ops:
+                lines.append(f"ptq setting ({fb.recovered:.0%} recovered): onednn_int8_ops: "
+                             f"[{', '.join(fb.onednn_int8_ops)}]"
+                             + (f", skip_tensors: [{', '.join(fb.skip_tensors)}]"
+                                if fb.skip_tensors else ""))
+            elif fb.skip_tensors:
                 skip = ", ".join(fb.skip_tensors)
                 lines.append(f"ptq skip list ({fb.recovered:.0%} recovered): "
                              f"skip_tensors: [{skip}]")

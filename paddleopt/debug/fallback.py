@@ -24,6 +24,7 @@ class FallbackStep:
     skip_tensors: list[str]
     agreement: float
     recovered: float  # share of the agreement INT8 lost that this skip list wins back
+    onednn_int8_ops: list[str] | None = None  # None: the INT8 artifact's own list
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,6 +48,7 @@ class Fallback:
     steps: list[FallbackStep] = field(default_factory=list)
     skip_tensors: list[str] = field(default_factory=list)
     recovered: float = 0.0
+    onednn_int8_ops: list[str] | None = None  # set when INT8 must be limited to these types
     settings: dict[str, Any] = field(default_factory=dict)
     metric: str = "paddleopt.metrics.agreement:agreement"
 
@@ -91,9 +93,13 @@ def search(fp32: Any, int8: Any, feeds: list[np.ndarray], rows: list[LayerError]
     settings = ptq_settings(int8.manifest)
     ref = run_all(_predictor(fp32), feeds, batch_size)
     with tempfile.TemporaryDirectory(prefix="paddleopt-debug-") as tmp:
-        def score(skip: list[str], name: str) -> float:
-            art = _requantize(fp32, Path(tmp) / name, feeds, settings, skip, batch_size)
-            return agree(run_all(_predictor(art), feeds, batch_size), ref)
+        arts: dict[str, Any] = {}
+
+        def score(skip: list[str], name: str, ops: list[str] | None = None) -> float:
+            if name not in arts:
+                arts[name] = _requantize(fp32, Path(tmp) / name, feeds, settings, skip,
+                                         batch_size)
+            return agree(run_all(_predictor(arts[name], ops), feeds, batch_size), ref)
 
         given = agree(run_all(_predictor(int8), feeds, batch_size), ref)
         base = score(settings["skip_tensors"], "base")
@@ -115,10 +121,28 @@ def search(fp32: Any, int8: Any, feeds: list[np.ndarray], rows: list[LayerError]
                     f"({rec:.0%} of the loss recovered)")
             if rec >= target:
                 break
+        convs = sorted({r.op for r in rows if r.op in SKIPPABLE and r.quant_error is not None})
+        others = {r.op for r in rows if r.quant_error is not None and r.weight} - set(convs)
+        reached = any(s.recovered >= target for s in result.steps)
+        if not reached and convs and others and settings["onednn_int8_ops"] is None:
+            # A few layers are not enough: keep the matmuls (oneDNN fc) fp32 instead, the
+            # one other fallback oneDNN honours (ptq's onednn_int8_ops).
+            tries = [([], "base")] + ([(list(skip), f"skip{len(skip)}")] if skip else [])
+            for skip_now, name in tries:
+                value = score([*settings["skip_tensors"], *skip_now], name, convs)
+                rec = (value - base) / (1.0 - base)
+                result.steps.append(FallbackStep(list(skip_now), value, rec, convs))
+                if log:
+                    log(f"INT8 on {', '.join(convs)} only"
+                        + (f", skipping {', '.join(skip_now)}" if skip_now else "")
+                        + f": agreement {value:.4f} ({rec:.0%} of the loss recovered)")
+                if rec >= target:
+                    break
         best = max(result.steps, key=lambda s: s.recovered, default=None)
         if best is not None:
             done = next((s for s in result.steps if s.recovered >= target), best)
             result.skip_tensors, result.recovered = done.skip_tensors, done.recovered
+            result.onednn_int8_ops = done.onednn_int8_ops
     return result
 
 
@@ -144,7 +168,8 @@ def _requantize(fp32: Any, folder: Path, feeds: list[np.ndarray], settings: dict
     return Artifact(folder, manifest)
 
 
-def _predictor(artifact: Any) -> Any:
+def _predictor(artifact: Any, int8_ops: list[str] | None = None) -> Any:
     from paddleopt.deploy.predictor import load_predictor
 
-    return load_predictor(artifact, "paddle_inference")
+    options = {"onednn_int8_ops": int8_ops} if int8_ops else None
+    return load_predictor(artifact, "paddle_inference", options)

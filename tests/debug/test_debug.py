@@ -140,3 +140,25 @@ def test_onnx_conversion_with_a_perturbed_op(tmp_path: Path, feeds: np.ndarray) 
     bad = debug(a, Artifact.open(out), [feeds[:16]])
     assert bad.jump is not None and bad.jump.tensor == "conv2d_2.tmp_0", bad.describe()
     assert bad.fallback is None
+
+
+def test_matmul_outlier_falls_back_to_int8_convs_only(tmp_path: Path, feeds: np.ndarray) -> None:
+    """When the damage is in a matmul (which oneDNN fuses into an INT8 fc whatever the skip
+    list says), skipping convs cannot help: the search then limits INT8 to the convs."""
+    paddle.seed(0)
+    net = ThreeConv()
+    net.eval()
+    w3 = net.c3.weight.numpy()
+    w3[0] *= 300  # fc's input gets an outlier channel that fc ignores
+    net.c3.weight.set_value(w3)
+    wf = net.fc.weight.numpy()
+    wf[:16] = 0  # the 16 pooled features of channel 0
+    net.fc.weight.set_value(wf)
+    net.fc.bias.set_value(np.zeros([10], "float32"))
+    a = _save(net, tmp_path / "a")
+    b = _int8(a, tmp_path / "b", feeds)
+    report = debug(a, b, [feeds])
+    fb = report.fallback
+    assert fb is not None and fb.baseline_agreement < 0.8, report.describe()
+    assert fb.onednn_int8_ops == ["conv2d"] and fb.recovered >= 0.8, report.describe()
+    assert "onednn_int8_ops: [conv2d]" in report.describe()
