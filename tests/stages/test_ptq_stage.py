@@ -228,7 +228,7 @@ def test_unknown_skip_tensor_lists_the_quantizable_ops(tiny_inference, tmp_path)
      "max_accuracy_drop needs evaluation data"),
     ({"candidates": [{"algo": "kl"}]}, "only tried under a max_accuracy_drop budget"),
     ({"max_accuracy_drop": 0.01, "candidates": [{"qat": True, "algo": "kl"}]},
-     "a qat candidate takes no algo/skip settings"),
+     "a qat/qat_distill candidate takes no algo/skip settings"),
     ({"calibration": {"source": "npz"}}, "needs calibration.path"),
     ({"calibration": {"source": "npz", "path": "/no/calib.npz"}}, "does not exist"),
     ({"calibration": {"source": "image_folder", "path": "/no/images"}}, "is not a folder"),
