@@ -34,7 +34,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check --line-length 100 --select E,F,W,B --ignore B905,B027 \
-	  paddleopt tests benchmarks tools deploy_lite setup.py
+	  paddleopt tests benchmarks tools deploy_lite examples setup.py
 
 clean:
 	rm -rf work_dirs .pytest_cache
