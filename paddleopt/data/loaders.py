@@ -13,6 +13,7 @@ from paddleopt.data.datasets import DatasetSplits, Split, load_splits, make_padd
     materialize
 from paddleopt.data.preprocess import (ImagePreprocess, brightness_stats, image_preprocess,
                                        spec_dict)
+from paddleopt.data.workers import WorkerLoader
 from paddleopt.utils.imports import import_paddle
 
 
@@ -36,7 +37,8 @@ def build_loader(dataset: Any, cfg: DataConfig, train: bool, seed: int = 0) -> A
     if cfg.num_workers > 0:
         kwargs.update(prefetch_factor=cfg.prefetch_factor,
                       persistent_workers=cfg.persistent_workers)
-    return paddle.io.DataLoader(dataset, **kwargs)
+    loader = paddle.io.DataLoader(dataset, **kwargs)
+    return WorkerLoader(loader) if cfg.num_workers > 0 else loader
 
 
 @dataclass

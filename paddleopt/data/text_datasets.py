@@ -231,6 +231,7 @@ class TextDataBundle(SplitBundle):
         return ids
 
     def _loader(self, split: TextSplit, train: bool) -> Any:
+        from paddleopt.data.workers import WorkerLoader
         from paddleopt.utils.imports import import_paddle
 
         paddle = import_paddle()
@@ -268,7 +269,8 @@ class TextDataBundle(SplitBundle):
         if cfg.num_workers > 0:
             kwargs.update(prefetch_factor=cfg.prefetch_factor,
                           persistent_workers=cfg.persistent_workers)
-        return paddle.io.DataLoader(dataset, **kwargs)
+        loader = paddle.io.DataLoader(dataset, **kwargs)
+        return WorkerLoader(loader) if cfg.num_workers > 0 else loader
 
     def train_loader(self) -> Any:
         return self._loader(self.train_split, train=True)
