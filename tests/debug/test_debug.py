@@ -33,6 +33,16 @@ class ThreeConv(paddle.nn.Layer):
         return self.fc(paddle.flatten(self.pool(x), 1))
 
 
+def three_conv() -> ThreeConv:
+    """A ThreeConv whose parameters are named conv2d_0/1/2.w_0 whatever ran before: Paddle
+    numbers parameter names per process, and the assertions name layers."""
+    paddle.seed(0)
+    with paddle.utils.unique_name.guard():
+        net = ThreeConv()
+    net.eval()
+    return net
+
+
 def _save(net: ThreeConv, folder: Path) -> Artifact:
     save_layer(net, str(folder / "model"),
                input_spec=[paddle.static.InputSpec([-1, 3, 16, 16], "float32", "x")])
@@ -61,9 +71,7 @@ def feeds() -> np.ndarray:
 
 
 def test_a_perturbed_layer_is_named_first(tmp_path: Path, feeds: np.ndarray) -> None:
-    paddle.seed(0)
-    net = ThreeConv()
-    net.eval()
+    net = three_conv()
     a = _save(net, tmp_path / "a")
     w = net.c2.weight.numpy()
     net.c2.weight.set_value(w + np.random.default_rng(1).standard_normal(w.shape)
@@ -78,9 +86,7 @@ def test_a_perturbed_layer_is_named_first(tmp_path: Path, feeds: np.ndarray) -> 
 
 
 def test_int8_outlier_layer_fallback_recovers(tmp_path: Path, feeds: np.ndarray, cli) -> None:
-    paddle.seed(0)
-    net = ThreeConv()
-    net.eval()
+    net = three_conv()
     # conv2d_0's channel 0 is 300x larger than the others and conv2d_1 ignores it: one
     # per-tensor INT8 scale for conv2d_1's input wipes out the channels that carry the signal.
     w1 = net.c1.weight.numpy()
@@ -121,9 +127,7 @@ def test_onnx_conversion_with_a_perturbed_op(tmp_path: Path, feeds: np.ndarray) 
 
     from paddleopt.export.onnx_convert import convert
 
-    paddle.seed(0)
-    net = ThreeConv()
-    net.eval()
+    net = three_conv()
     a = _save(net, tmp_path / "a")
     out = tmp_path / "onnx"
     out.mkdir()
@@ -145,9 +149,7 @@ def test_onnx_conversion_with_a_perturbed_op(tmp_path: Path, feeds: np.ndarray) 
 def test_matmul_outlier_falls_back_to_int8_convs_only(tmp_path: Path, feeds: np.ndarray) -> None:
     """When the damage is in a matmul (which oneDNN fuses into an INT8 fc whatever the skip
     list says), skipping convs cannot help: the search then limits INT8 to the convs."""
-    paddle.seed(0)
-    net = ThreeConv()
-    net.eval()
+    net = three_conv()
     w3 = net.c3.weight.numpy()
     w3[0] *= 300  # fc's input gets an outlier channel that fc ignores
     net.c3.weight.set_value(w3)
