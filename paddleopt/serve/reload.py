@@ -154,8 +154,11 @@ class ModelManager:
                     release = False
             self.reloads_ok += old is not None
             self.last_error = None
-            log.info("serving %s (%s)%s", path, version.name,
-                     f", replacing {old.name}" if old is not None else "")
+            # The first load is announced by the CLI's "serving ... on http://" line; a log
+            # line here too printed the banner twice. Reloads are worth an info line.
+            (log.info if old is not None else log.debug)(
+                "serving %s (%s)%s", path, version.name,
+                f", replacing {old.name}" if old is not None else "")
         if old is not None and release:
             self._release(old)
         return version
