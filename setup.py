@@ -12,7 +12,8 @@ EXTRAS = {
     # uvloop + httptools: uvicorn's C event loop and HTTP parser (server CPU per answer
     # 0.37 -> 0.23 ms measured, benchmarks/serving.py); h11/asyncio stay as --http/--loop.
     "serve": ["fastapi", "uvicorn", "httpx", "prometheus-client", "uvloop", "httptools"],
-    "openvino": ["openvino==2026.4.1"],
+    # nncf: post-training INT8 for OpenVINO (paddleopt.compress.nncf_ptq); it needs no torch.
+    "openvino": ["openvino==2026.4.1", "nncf==3.4.0"],
     # paddlepaddle-gpu replaces paddlepaddle; pip cannot swap them through an extra, so the
     # gpu extra only carries what the GPU paths need besides Paddle. See docs/DEPLOY.md.
     "gpu": ["pynvml"],

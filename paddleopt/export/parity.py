@@ -26,9 +26,14 @@ if TYPE_CHECKING:
 class ParityResult:
     """How far ``runtime``'s outputs are from ``reference``'s on the same inputs.
 
-    int8 models are judged on ``relative_diff`` (max abs diff / largest |reference output|)
-    against ``int8_tolerance``; a difference within the fp32 ``tolerance`` always passes
-    (near-zero outputs, e.g. an untrained net, make the relative number meaningless). fp32
+    int8 models are judged by what they decide, on real inputs: ``agreement`` (top-1 per
+    output position, mask IoU for probability maps; ``paddleopt.metrics.agreement``) must
+    reach ``min_agreement``. Two int8 runtimes round differently, and on a deep model (the
+    PP-OCRv4 detector/recogniser) the outputs move by a large share of their range while
+    every decision stays. On random inputs nothing an int8 model decides means anything:
+    the numbers are recorded, not judged. Outputs with no agreement measure (no class axis)
+    fall back on ``relative_diff`` (max abs diff / largest |reference output|) against
+    ``int8_tolerance``; a difference within the fp32 ``tolerance`` always passes. fp32
     models are judged on the max abs diff against ``tolerance``, scaled by the largest
     |output| when that exceeds 1 and ``scale_tolerance`` is set (rounding grows with it).
     """
@@ -40,16 +45,26 @@ class ParityResult:
     samples: int
     inputs: str  # "eval data" or "random"
     tolerance: float
-    int8_tolerance: float | None = None  # set: judged relative to the output range
+    int8_tolerance: float | None = None  # set: an int8 model (see the class docstring)
     scale_tolerance: bool = True
+    agreement: float | None = None  # int8: decisions kept vs the reference
+    agreement_metric: str = ""
+    min_agreement: float = 0.95
+
+    @property
+    def judged(self) -> bool:
+        """False for an int8 model compared on random inputs (recorded only)."""
+        return self.int8_tolerance is None or self.inputs != "random"
 
     @property
     def key(self) -> str:
         return f"parity_{self.runtime}_vs_{self.reference}"
 
     @property
-    def metric(self) -> Literal["max_abs", "relative"]:
-        return "relative" if self.int8_tolerance is not None else "max_abs"
+    def metric(self) -> Literal["max_abs", "relative", "agreement"]:
+        if self.int8_tolerance is None:
+            return "max_abs"
+        return "agreement" if self.agreement is not None else "relative"
 
     @property
     def relative_diff(self) -> float:
@@ -66,6 +81,14 @@ class ParityResult:
         diff = self.max_abs_diff
         if not np.isfinite(diff):
             return f"{self.runtime} returned NaN/Inf where {_NAMES[self.reference]} did not."
+        if not self.judged:
+            return None
+        if self.agreement is not None:
+            if self.agreement < self.min_agreement:
+                return (f"the int8 model on {self.runtime} keeps {self.agreement:.1%} of "
+                        f"{_NAMES[self.reference]}'s decisions ({self.agreement_metric}) on "
+                        f"{self.samples} real inputs (min_agreement {self.min_agreement:g}).")
+            return None
         if self.int8_tolerance is not None:
             if self.relative_diff > self.int8_tolerance and diff > self.tolerance:
                 return (f"the int8 model on {self.runtime} differs from "
@@ -89,6 +112,13 @@ class ParityResult:
                                       else self.tolerance),
             f"{self.key}_output_scale": self.output_scale,
             f"{self.key}_metric": self.metric,
+            **({f"{self.key}_agreement": self.agreement,
+                f"{self.key}_agreement_metric": self.agreement_metric,
+                f"{self.key}_min_agreement": self.min_agreement}
+               if self.agreement is not None else {}),
+            **({} if self.judged else {
+                f"{self.key}_judged": "no: int8 on random inputs (recorded only); give real "
+                                      "inputs (the dataset, or source.inputs) to judge it"}),
             "parity_samples": self.samples,
             "parity_inputs": self.inputs,
         })
@@ -101,8 +131,9 @@ class ParityResult:
             if not np.isfinite(self.max_abs_diff):
                 fix = "the converted model is broken; report it with the model."
             elif self.int8_tolerance is not None:
-                fix = fix or ("check the quantization (calibration data, onnx_format), or "
-                              "raise int8_tolerance.")
+                fix = fix or ("check the quantization (calibration data, onnx_format; "
+                              "paddleopt debug names the layer where it parts), or lower "
+                              "int8_min_agreement / raise int8_tolerance.")
             raise UserError(problem, fix or (
                 "raise tolerance if the difference is fp32 rounding in a deep model; "
                 "otherwise the conversion is wrong (report the model)."))
@@ -133,14 +164,28 @@ def max_abs_diff(expected: list[np.ndarray], actual: list[np.ndarray]) -> float:
 
 def measure(runtime: str, reference: str, expected: list[np.ndarray],
             actual: list[np.ndarray], feeds: list[np.ndarray], inputs: str, tolerance: float,
-            int8_tolerance: float | None = None, scale_tolerance: bool = True) -> ParityResult:
-    """Compare ``actual`` (``runtime``) with ``expected`` (``reference``) on ``feeds``."""
+            int8_tolerance: float | None = None, scale_tolerance: bool = True,
+            min_agreement: float = 0.95) -> ParityResult:
+    """Compare ``actual`` (``runtime``) with ``expected`` (``reference``) on ``feeds``;
+    ``int8_tolerance`` set = an int8 model (judged by its agreement on real inputs)."""
     expected = [np.asarray(e) for e in expected]
+    found: dict[str, Any] = {}
+    if int8_tolerance is not None:
+        from paddleopt.metrics.agreement import agreement
+
+        try:
+            found = agreement(actual, expected)
+        except ValueError:  # outputs with no class axis / map: the relative diff judges
+            found = {}
+        if found.get("metric") not in ("top1_agreement", "mask_iou"):
+            found = {}
     return ParityResult(
         runtime=runtime, reference=reference, max_abs_diff=max_abs_diff(expected, actual),
         output_scale=max((float(np.abs(e).max()) for e in expected if e.size), default=0.0),
         samples=int(feeds[0].shape[0]) if feeds and feeds[0].ndim else 1, inputs=inputs,
-        tolerance=tolerance, int8_tolerance=int8_tolerance, scale_tolerance=scale_tolerance)
+        tolerance=tolerance, int8_tolerance=int8_tolerance, scale_tolerance=scale_tolerance,
+        agreement=found.get("score"), agreement_metric=found.get("metric", ""),
+        min_agreement=min_agreement)
 
 
 # -- the inputs and the two sides ---------------------------------------------------------------

@@ -141,3 +141,41 @@ def test_cli_deploy_and_errors(cli, work, tmp_path):
     bad.write_text("{}")
     with pytest.raises(UserError, match="not a deployment"):
         auto.resolve(bad, None, None)
+
+
+class Sleeper:
+    """A predictor that takes ``ms`` per call, times the machine's load: bursts of 3x
+    slowdown 40 ms out of every 100 ms (other processes taking the cores). Real predictors
+    on this shared machine cannot be made to meet a burst on cue; the re-measurement's logic
+    is what is tested here."""
+
+    def __init__(self, ms: float) -> None:
+        self.ms = ms
+
+    def run(self, feeds):
+        import time
+
+        burst = (time.perf_counter() * 1e3) % 100 < 40
+        time.sleep(self.ms * (3 if burst else 1) / 1e3)
+        return feeds
+
+
+def test_recheck_settles_the_pick_on_a_noisy_machine():
+    """The first timing put the slower candidate first (a burst hit the faster one): the
+    re-measurement's alternating rounds of best-of-N undo it and say so; with the real order
+    it passes without changing the pick."""
+    feeds = [np.zeros((1, 1), np.float32)]
+    loaded = {"fast": Sleeper(2.0), "slow": Sleeper(2.8)}
+    request = auto.DeployRequest(rounds=3, seconds=0.1)
+
+    def cands(first: str, second: str, p50s: tuple[float, float]):
+        return [auto.Candidate(name, None, "x", {}, "fp32", within_budget=True, p50_ms=p50)
+                for name, p50 in zip((first, second), p50s)]
+
+    winner, checked = auto.recheck(cands("slow", "fast", (2.9, 6.0)), loaded, feeds, request)
+    assert winner.name == "fast" and checked["pick_changed"] and checked["passed"]
+    assert checked["first_timing_pick"] == "slow" and checked["rounds"] >= 3
+    assert checked["best"] == "fast" and 2.0 <= checked["winner_p50_ms"] < 2.6
+    assert winner.p50_ms == pytest.approx(checked["winner_p50_ms"])
+    winner, checked = auto.recheck(cands("fast", "slow", (2.1, 3.0)), loaded, feeds, request)
+    assert winner.name == "fast" and not checked["pick_changed"] and checked["ratio"] == 1.0

@@ -171,3 +171,31 @@ def test_cli_bench_and_infer_on_openvino(cli, models, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = cli("bench", str(models["int8"]), "--backend", "openvino")
     assert proc.returncode == 2 and "to_onnx" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_nncf_ptq_writes_an_int8_qdq_onnx_that_openvino_runs_in_int8(models, tmp_path):
+    """NNCF post-training quantization of the fp32 ONNX artifact, calibrated on inputs apart
+    from the held-out ones: OpenVINO runs its convolutions in int8 (the compiled model's
+    runtime precisions) and the recorded fp32 agreement is what the two really compute."""
+    pytest.importorskip("nncf")
+    from paddleopt.compress.nncf_ptq import quantize_onnx
+    from paddleopt.metrics.agreement import top1_agreement
+
+    rng = np.random.default_rng(7)
+    calib = [(rng.standard_normal((8, 1, 28, 28)).astype("float32"),) for _ in range(4)]
+    art = quantize_onnx(Artifact.open(models["onnx"]), tmp_path / "nncf", calib,
+                        heldout=[models["x"]])
+    assert art.kind == "onnx" and art.manifest.precision == "int8"
+    quant, checks = art.manifest.quantization, art.manifest.checks
+    assert quant["engine"] == "nncf" and quant["samples"] == 32
+    assert quant["quantize_linear_nodes"] >= 3  # the tiny CNN's convolutions and fc
+    assert "Convolution" in checks["openvino_int8_layers"]
+    predictor = load(tmp_path / "nncf", threads=1)
+    assert ovb.runtime_precisions(predictor)["Convolution"] & {"i8", "u8"}
+    out = predictor.run([models["x"]])[0]
+    fp32 = load(models["onnx"], threads=1).run([models["x"]])[0]
+    assert checks["int8_agreement_vs_fp32"] == pytest.approx(top1_agreement(out, fp32))
+    assert checks["int8_agreement_vs_fp32"] >= 5 / 6
+    assert np.abs(out - fp32).max() < 0.1 * np.abs(fp32).max()
+    with pytest.raises(UserError, match="fp32 ONNX"):
+        quantize_onnx(art, tmp_path / "again", calib)

@@ -78,7 +78,11 @@ def test_int8_qdq(qdq_onnx):
     assert m.precision == "int8" and m.quantization["format"] == "onnx_qdq"
     assert m.quantization["quantize_linear_nodes"] > 0
     assert m.quantization["dequantize_linear_nodes"] > 0
-    assert m.checks["parity_onnxruntime_vs_paddle_inference_metric"] == "relative"
+    # random inputs (no dataset recorded): an int8 model's decisions are recorded, not judged
+    assert m.checks["parity_inputs"] == "random"
+    assert m.checks["parity_onnxruntime_vs_paddle_inference_metric"] == "agreement"
+    assert 0 <= m.checks["parity_onnxruntime_vs_paddle_inference_agreement"] <= 1
+    assert m.checks["parity_onnxruntime_vs_paddle_inference_judged"].startswith("no: int8")
     assert m.checks["parity_onnxruntime_vs_paddle_inference_relative_diff"] < 0.1
     assert m.checks["onnx_opset"] >= 13
 
@@ -105,9 +109,9 @@ def test_paddle2onnx_abort_is_isolated(model_dirs, tmp_path):
 
 
 def test_tolerance_enforced():
-    def check(diff, expected, int8=False):
+    def check(diff, expected, int8=False, inputs="eval data"):
         actual = [e + np.float32(diff) for e in expected]
-        return measure("onnxruntime", "paddle_inference", expected, actual, expected, "random",
+        return measure("onnxruntime", "paddle_inference", expected, actual, expected, inputs,
                        1e-4, 0.1 if int8 else None).enforce(m)
 
     m = Manifest(kind="onnx")
@@ -119,11 +123,35 @@ def test_tolerance_enforced():
     check(2e-3, big)
     assert m.checks["parity_onnxruntime_vs_paddle_inference_output_scale"] == 50.0
     with pytest.raises(UserError, match="20.0% of the output range"):
-        check(0.2, ref, int8=True)
-    tiny = [np.full((2, 3), 1e-7, np.float32)]  # untrained net: relative diff means nothing
+        check(0.2, [np.ones((2, 1), np.float32)], int8=True)  # no class axis: relative diff
+    tiny = [np.full((2, 1), 1e-7, np.float32)]  # untrained net: relative diff means nothing
     check(5e-8, tiny, int8=True)
     with pytest.raises(UserError, match="NaN"):
         check(float("nan"), ref)
+
+
+def test_int8_parity_is_judged_by_agreement_on_real_inputs():
+    """A deep int8 model's scores move by most of their range while its decisions stay (the
+    PP-OCRv4 recogniser: 74% of the range): agreement on real inputs judges it; on random
+    inputs the numbers are only recorded."""
+    m = Manifest(kind="onnx")
+    rng = np.random.default_rng(0)
+    ref = [rng.standard_normal((40, 10)).astype(np.float32)]
+    ref[0][np.arange(40), rng.integers(0, 10, 40)] += 5.0  # clear winners
+    moved = [ref[0] * 1.6]  # 60% of the range off, same argmax everywhere
+    result = measure("onnxruntime", "paddle_inference", ref, moved, ref, "eval data", 1e-4, 0.1)
+    assert result.relative_diff > 0.5 and result.agreement == 1.0
+    result.enforce(m)
+    assert m.checks["parity_onnxruntime_vs_paddle_inference_metric"] == "agreement"
+    flipped = [moved[0].copy()]
+    flipped[0][:4] = -flipped[0][:4]  # 4 of 40 decisions change: 90% < 95%
+    with pytest.raises(UserError, match=r"keeps 90\.0% .*top1_agreement.*40 real inputs"):
+        measure("onnxruntime", "paddle_inference", ref, flipped, ref, "eval data", 1e-4,
+                0.1).enforce(m)
+    measure("onnxruntime", "paddle_inference", ref, flipped, ref, "random", 1e-4,
+            0.1).enforce(m)  # random inputs: recorded only
+    assert "random" in m.checks["parity_onnxruntime_vs_paddle_inference_judged"]
+    assert m.checks["parity_onnxruntime_vs_paddle_inference_agreement"] == 0.9
 
 
 def test_config_validation():
