@@ -117,28 +117,32 @@ def _load_array_file(path: str) -> np.ndarray | dict[str, np.ndarray]:
 def checked_tensor(arr: np.ndarray, spec: Any, where: str,
                    check_shape: bool = True) -> np.ndarray:
     """``arr`` cast to ``spec.dtype`` after refusing what the model cannot mean: non-numeric
-    dtypes (object, complex, bool, strings), casts that change the kind of number
-    (float -> int), NaN/Inf, and (``check_shape``) shapes that do not fit ``spec.shape``."""
+    dtypes (object, complex, strings; bool unless the model takes bool), casts that change
+    the kind of number (float -> int), NaN/Inf, no samples and (``check_shape``) shapes that
+    do not fit ``spec.shape``. The one check of every tensor a user hands in (CLI files,
+    server requests: the server maps the UserError to HTTP 422)."""
     arr = np.asarray(arr)
     target = np.dtype(spec.dtype)
-    if arr.dtype.kind not in "iuf":
+    if arr.dtype.kind not in "iuf" and arr.dtype != target:
         raise UserError(f"{where}: dtype {arr.dtype} is not a real number type; the model's "
                         f"input '{spec.name}' takes {spec.dtype}.",
-                        f"save {spec.dtype} values (not bool, complex, strings or objects).")
+                        f"pass {spec.dtype} values (not bool, complex, strings or objects).")
     if arr.dtype != target:
         if not np.can_cast(arr.dtype, target, casting="same_kind"):
             raise UserError(f"{where}: dtype {arr.dtype} cannot become {spec.dtype} (input "
                             f"'{spec.name}') without changing the kind of number.",
-                            f"save {spec.dtype} values.")
+                            f"pass {spec.dtype} values.")
         arr = arr.astype(target)
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise UserError(f"{where}: input '{spec.name}' holds NaN or Inf.",
                         "pass finite numbers only.")
     if arr.ndim and arr.shape[0] == 0:
         raise UserError(f"{where}: holds no samples (shape {list(arr.shape)}).",
-                        "save at least one sample.")
+                        "pass at least one sample.")
     expected = list(spec.shape)
     if check_shape and not shape_fits(arr.shape, expected):
-        raise UserError(f"{where}: shape {list(arr.shape)} does not fit the model's "
-                        f"{spec.name} {expected}.", "save arrays with that shape (-1: any).")
+        raise UserError(f"{where} has shape {list(arr.shape)}, the model takes {expected} "
+                        f"(-1: any size): it does not fit input '{spec.name}'.",
+                        "reshape it; the first dimension is the batch (wrap a single sample "
+                        "in a list).")
     return arr

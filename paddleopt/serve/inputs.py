@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from paddleopt.deploy.inputs import name_mismatch, shape_fits
+from paddleopt.deploy.inputs import checked_tensor, name_mismatch
 from paddleopt.deploy.outputs import top_k_classes
+from paddleopt.utils.errors import UserError
 
 # The text pipeline (paddleopt/text) provides this function; until it exists, text requests
 # get a 501 that says so. Contract: texts_to_feeds(texts: list[str], preprocess: dict
@@ -152,8 +153,7 @@ def _tensor_feeds(value: Any, manifest: Any, booleans: bool = True) -> list[np.n
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise RequestError(422, f"input '{spec.name}' holds null, NaN or Infinity.",
                                "send finite numbers only.")
-        _check_shape(arr, spec)
-        feeds.append(arr)
+        feeds.append(_checked(arr, spec))
     if len({f.shape[0] for f in feeds}) > 1:
         raise RequestError(422, f"inputs have different batch sizes "
                            f"{[f.shape[0] for f in feeds]}.",
@@ -172,15 +172,6 @@ def _holds_bool(value: Any) -> bool:
         if isinstance(item, list):
             stack.extend(item)
     return False
-
-
-def _check_shape(arr: np.ndarray, spec: Any) -> None:
-    expected = list(spec.shape)
-    if not shape_fits(arr.shape, expected):
-        raise RequestError(422, f"input '{spec.name}' has shape {list(arr.shape)}, the model "
-                           f"takes {expected} (-1: any size).",
-                           "reshape it; the first dimension is the batch (wrap a single "
-                           "sample in a list).")
 
 
 def _image_feeds(value: Any, manifest: Any, max_rows: int) -> list[np.ndarray]:
@@ -483,18 +474,8 @@ def _raw_array(data: bytes, headers: Any, spec: Any) -> np.ndarray:
 
 
 def _checked(arr: np.ndarray, spec: Any) -> np.ndarray:
-    if arr.dtype.kind not in "iuf" and arr.dtype != np.dtype(spec.dtype):
-        raise RequestError(422, f"input '{spec.name}' has dtype {arr.dtype}; the model takes "
-                           f"{spec.dtype}.", f"send {spec.dtype} numbers.")
-    target = np.dtype(spec.dtype)
-    if arr.dtype != target:
-        if not np.can_cast(arr.dtype, target, casting="same_kind"):
-            raise RequestError(422, f"input '{spec.name}' has dtype {arr.dtype}; the model "
-                               f"takes {spec.dtype}, and {arr.dtype} -> {spec.dtype} would "
-                               "change the kind of number.", f"send {spec.dtype} values.")
-        arr = arr.astype(target)
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise RequestError(422, f"input '{spec.name}' holds NaN or Infinity.",
-                           "send finite numbers only.")
-    _check_shape(arr, spec)
-    return arr
+    """The CLI's tensor check (``deploy.inputs.checked_tensor``), its UserError as a 422."""
+    try:
+        return checked_tensor(arr, spec, f"input '{spec.name}'")
+    except UserError as exc:
+        raise RequestError(422, exc.message, exc.fix) from None

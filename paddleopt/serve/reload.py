@@ -169,8 +169,9 @@ class ModelManager:
         from paddleopt.artifact import Artifact
 
         artifact = Artifact.open(path)
-        require_digests(artifact)
-        artifact.verify()  # a corrupted or half-copied file is refused before loading
+        # A corrupted or half-copied file is refused before loading, and so is a manifest
+        # without sha256s (it would let any file change go unnoticed).
+        artifact.verify()
         if not artifact.manifest.io.inputs:
             raise UserError(f"artifact '{path}' declares no inputs in its manifest.",
                             "serve an artifact written by a paddleopt stage.")
@@ -224,24 +225,6 @@ class ModelManager:
                 "last_error": self.last_error,
                 "retired": [{"version": v.name, "in_flight": v.in_flight,
                              "released": v.released} for v in self.retired]}
-
-
-def require_digests(artifact: Any) -> None:
-    """A folder with a manifest must list the sha256 of each of its files: a manifest
-    without them (edited, or hand-made) would let any file change go unnoticed. Plain Paddle
-    model folders (no manifest) are served as they are."""
-    from paddleopt.artifact.manifest import MANIFEST_NAME
-
-    if not (artifact.path / MANIFEST_NAME).is_file():
-        return
-    manifest = artifact.manifest
-    missing = [role for role, rel in manifest.files.items()
-               if (artifact.path / rel).is_file() and role not in manifest.file_digests]
-    if missing:
-        raise UserError(f"artifact '{artifact.path}': its manifest records no sha256 for "
-                        f"{', '.join(missing)}, so a changed or corrupt file cannot be "
-                        "detected.", "re-run the stage that produced it (manifests written "
-                        "by paddleopt carry file_digests).")
 
 
 def preflight(artifact: Any, backend: str, options: dict[str, Any]) -> None:

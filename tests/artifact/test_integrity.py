@@ -219,3 +219,22 @@ def test_manifest_tensor_dtype_is_checked(tiny_inference, tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="complex128"):
         Artifact.open(folder)
+
+
+def test_one_tensor_check_for_files_and_requests():
+    """The CLI's files and the server's requests share ``checked_tensor``: a bool tensor is
+    taken by a bool input and refused by a float one, with the same message for both (the
+    server answers it as HTTP 422)."""
+    from paddleopt.artifact.manifest import TensorSpec
+    from paddleopt.deploy.inputs import checked_tensor
+    from paddleopt.serve.inputs import RequestError, _checked
+
+    mask = TensorSpec("mask", [-1, 4], "bool")
+    assert checked_tensor(np.ones((2, 4), bool), mask, "mask.npy").dtype == np.bool_
+    assert _checked(np.ones((2, 4), bool), mask).dtype == np.bool_
+    x = TensorSpec("x", [-1, 4], "float32")
+    with pytest.raises(UserError, match="dtype bool is not a real number") as cli:
+        checked_tensor(np.ones((2, 4), bool), x, "input 'x'")
+    with pytest.raises(RequestError) as http:
+        _checked(np.ones((2, 4), bool), x)
+    assert http.value.status == 422 and http.value.message == cli.value.message

@@ -246,7 +246,7 @@ def test_metrics_have_real_statuses_and_histograms(proc_server):
     # the artifact layer now refuses an unparseable program before Paddle sees it; a program
     # that parses and still crashes Paddle dies in the reload's child process instead
     (garbage_model, ("not a Paddle program", "fails to load")),
-    (no_digests, ("records no sha256",)),
+    (no_digests, ("no 'file_digests'", "no sha256")),
 ])
 def test_bad_reloads_are_refused_and_the_old_model_answers(proc_server, tmp_path, make_bad,
                                                           words):
