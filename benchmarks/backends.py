@@ -5,6 +5,8 @@ MobileNetV2-style model, including the ARM .nb files (fp32 and int8) that cannot
 
     python benchmarks/backends.py            # reuses work_dirs/quickstart + mobilenet_v2_deploy
     python benchmarks/backends.py --quick    # tiny LeNet on digits, seconds (used by tests)
+    python benchmarks/backends.py --ocr-only # only the PP-OCRv4 rows (benchmarks/_thirdparty.py),
+                                             # the other parts of --out kept as they are
 
 The conversions come from configs/quickstart_deploy.yaml and configs/mobilenet_v2_deploy.yaml
 (run with resume: finished stages are reused). INT8 is made here with
@@ -157,8 +159,29 @@ def deploy_config(base: str, quick: bool) -> Any:
     return config
 
 
+def ocr_only(args: Any) -> None:
+    """Re-measure only the real third-party models; keep the rest of --out."""
+    import datetime as dt
+    import json
+
+    out = Path(args.out)
+    data = json.loads(out.read_text(encoding="utf-8"))
+    rows, decisions = __import__("_thirdparty").ocr_rows(args.quick)
+    data["ocr"] = {"command": "python benchmarks/backends.py --ocr-only",
+                   "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "rows": rows, "decisions": decisions}
+    out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    print("\n".join(__import__("_thirdparty").ocr_lines(rows, decisions)))
+    if not args.quick and not args.no_docs:
+        render_section(SUITE, data, body)
+
+
 def main() -> None:
-    args = parse_args(SUITE, __doc__)
+    args = parse_args(SUITE, __doc__, {"--ocr-only": "only the PP-OCRv4 rows; keep the rest "
+                                                     "of --out"})
+    if args.ocr_only:
+        return ocr_only(args)
     from paddleopt import api
     from paddleopt.utils.machine import available_cores
 
@@ -201,6 +224,7 @@ def main() -> None:
     data = write_results(SUITE, rows, args.out, {"summary": summary, "conversions": conv,
                                                  "ocr": {"rows": ocr_rows,
                                                          "decisions": ocr_decisions}})
+    data["ocr"]["created"] = data["created"]
     print("\n".join(rows_table(rows, ("note",))))
     print("\n".join(conversion_lines(data)))
     print("\n".join(summary_lines(data)))

@@ -52,6 +52,7 @@ class ModelCase:
     batches: tuple[int, int]  # (1, large)
     labels: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    task: str | None = None  # OCR task (rec/cls/det): rows get its metric vs ground truth
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -101,11 +102,7 @@ def _ocr_inputs(name: str) -> Callable[[int, int], np.ndarray]:
     def make(count: int, seed: int) -> np.ndarray:
         from paddleopt.zoo import rapidocr
 
-        if name == "det":
-            return rapidocr.det_set(count, (320, 320), seed=seed).x
-        if name == "rec":
-            return rapidocr.rec_set(count, seed=seed).x.astype("float32")
-        return rapidocr.cls_set(count, seed=seed)[0].astype("float32")
+        return rapidocr.task_set(name, count, seed)[0].astype("float32")
     return make
 
 
@@ -126,11 +123,11 @@ def cases(quick: bool) -> dict[str, ModelCase]:
         "quickstart_cnn": ModelCase("quickstart_cnn", _quickstart, _mnist, (1, 32)),
         **vision,
         "ocr_det": ModelCase("ocr_det", lambda: _ocr("det", [3, 320, 320]), _ocr_inputs("det"),
-                             (1, 8)),
+                             (1, 8), task="det"),
         "ocr_rec": ModelCase("ocr_rec", lambda: _ocr("rec", [3, 48, 320]), _ocr_inputs("rec"),
-                             (1, 32)),
+                             (1, 32), task="rec"),
         "ocr_cls": ModelCase("ocr_cls", lambda: _ocr("cls", [3, 48, 192]), _ocr_inputs("cls"),
-                             (1, 32)),
+                             (1, 32), task="cls"),
     }
 
 
@@ -251,6 +248,8 @@ def effective_precision(precision: str, options: dict, described: dict) -> str:
 def measure(case: ModelCase, quick: bool, rounds: int, threads: list[int], load: list[float]
             ) -> tuple[list[dict], dict]:
     from paddleopt.metrics.agreement import agreement, top1_agreement
+    from paddleopt.metrics.ocr import task_score
+    from paddleopt.zoo import rapidocr
 
     fp32 = case.artifact()
     arts, failed = convert(case, fp32, quick)
@@ -258,7 +257,9 @@ def measure(case: ModelCase, quick: bool, rounds: int, threads: list[int], load:
     eval_x = case.inputs(16 if quick else 64, 0)
     big = case.batches[1]
     ref = outputs_on(loaded[("pi-fp32", threads[0])], eval_x, big)
+    truth = rapidocr.task_set(case.task, len(eval_x), 0)[1] if case.task else None
     agree: dict[str, dict] = {}
+    task: dict[str, dict] = {}  # deployment -> its task metric vs ground truth (OCR)
     for (name, _t), predictor in loaded.items():
         if name not in agree:
             outs = outputs_on(predictor, eval_x, big)
@@ -266,6 +267,8 @@ def measure(case: ModelCase, quick: bool, rounds: int, threads: list[int], load:
             if ref[0].ndim == 3:  # [N, T, classes] CTC scores: top-1 per time step, not a map
                 agree[name].update(metric="top1_agreement",
                                    score=top1_agreement(outs[0], ref[0]))
+            if case.task:
+                task[name] = task_score(case.task, outs, truth, rapidocr.keys_file())
     warmup, iters, max_s = (1, 10, 0.3) if quick else (2, 60, 2.0)
     best: dict[tuple, np.ndarray] = {}
     for _ in range(rounds):
@@ -292,7 +295,9 @@ def measure(case: ModelCase, quick: bool, rounds: int, threads: list[int], load:
             "latency_ms": {"p50": p50, "p90": float(np.percentile(ms, 90)),
                            "p99": float(np.percentile(ms, 99)), "calls": len(ms)},
             "throughput_per_s": batch * 1e3 / p50,
-            "accuracy": None, "agreement": agree[name]["score"],
+            "accuracy": task[name]["score"] if name in task else None,
+            "accuracy_metric": task[name]["metric"] if name in task else None,
+            "agreement": agree[name]["score"],
             "agreement_metric": agree[name]["metric"],
             "cosine": agree[name]["outputs"][0]["cosine"],
             "size_bytes": art.size_bytes(), "peak_rss_mb": None})
@@ -341,8 +346,9 @@ def summarize(rows: list[dict]) -> list[dict]:
 def model_table(data: dict, model: str) -> list[str]:
     rows = [r for r in data["rows"] if r["model"] == model]
     cols = sorted({(r["batch_size"], r["threads"]) for r in rows if r["threads"] is not None})
+    task = next((r["accuracy_metric"] for r in rows if r.get("accuracy_metric")), None)
     head = ["deployment", "precision", *[f"b{b} t{t} p50 ms" for b, t in cols],
-            "agreement vs pi-fp32", "cosine"]
+            "agreement vs pi-fp32", "cosine", *([f"{task} vs truth"] if task else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in DEPLOYMENTS:
         mine = [r for r in rows if r["variant"] == name]
@@ -355,7 +361,8 @@ def model_table(data: dict, model: str) -> list[str]:
             cells.append(f"{hit[0]['latency_ms']['p50']:.3f}{star}" if hit else "-")
         metric = "IoU" if mine[0]["agreement_metric"] == "mask_iou" else "top-1"
         lines.append(f"| {name} | {mine[0]['effective_precision']} | " + " | ".join(cells)
-                     + f" | {metric} {mine[0]['agreement']:.4f} | {mine[0]['cosine']:.4f} |")
+                     + f" | {metric} {mine[0]['agreement']:.4f} | {mine[0]['cosine']:.4f} |"
+                     + (f" {mine[0]['accuracy']:.4f} |" if task else ""))
     if any(r["threads"] is None for r in rows):
         lines.append("\n\\* Paddle Lite's Python runtime cannot set threads: one measurement "
                      "with its default, shown in both thread columns.")

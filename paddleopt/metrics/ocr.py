@@ -1,15 +1,60 @@
-"""Task metrics for OCR models: CTC recognisers (decoded strings) and DB text detectors.
+"""Task metrics for OCR models: CTC recognisers (decoded strings), text-direction
+classifiers and DB text detectors (boxes: ``paddleopt.metrics.textdet``).
 
 A PaddleOCR recogniser outputs ``[N, T, C]`` scores over ``C = 1 + len(keys) (+1 space)``
 classes; class 0 is the CTC blank. Greedy decoding takes the argmax per time step, merges
 repeats and drops blanks (PaddleOCR's ``CTCLabelDecode``).
+
+``task_score`` is the one place that scores an OCR model's outputs against ground truth; the
+benchmarks (backends.py, peers.py) and tests call it.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+TASKS = ("rec", "cls", "det")
+
+
+def task_score(kind: str, outputs: Sequence[np.ndarray], truth: Any,
+               keys_file: str | Path | None = None) -> dict[str, Any]:
+    """An OCR model's task metric against ground truth: ``{"metric", "score", ...}``.
+
+    - ``rec``: ``[N, T, C]`` CTC scores vs the expected strings: share decoded exactly
+      (``exact_strings``; ``keys_file`` gives the characters), plus ``char_accuracy``;
+    - ``cls``: ``[N, 2]`` direction scores vs labels (0 upright, 1 rotated 180): ``top1``;
+    - ``det``: ``[N, 1, H, W]`` probability maps vs the true boxes per image: detection
+      ``hmean`` at IoU 0.5 of the DB boxes, plus precision, recall and the matched boxes'
+      mean IoU (``box_iou``).
+    """
+    scores = np.asarray(outputs[0])
+    if kind == "rec":
+        if keys_file is None:
+            raise ValueError("scoring a recogniser needs its keys_file (the characters)")
+        decoded = ctc_greedy_decode(scores, _charset(str(keys_file)))
+        return {"metric": "exact_strings", "score": exact_match(decoded, truth),
+                "char_accuracy": char_accuracy([d.strip() for d in decoded],
+                                               [t.strip() for t in truth])}
+    if kind == "cls":
+        return {"metric": "top1", "score": float(np.mean(scores.argmax(-1) ==
+                                                         np.asarray(truth)))}
+    if kind == "det":
+        from paddleopt.metrics.textdet import db_boxes, detection_scores
+
+        found = detection_scores([[box for box, _ in db_boxes(m)] for m in scores], truth)
+        return {"metric": "det_hmean", "score": found["hmean"],
+                "precision": found["precision"], "recall": found["recall"],
+                "box_iou": found["matched_iou"]}
+    raise ValueError(f"unknown OCR task '{kind}': use one of {TASKS}")
+
+
+@functools.lru_cache(maxsize=4)
+def _charset(keys_file: str) -> tuple[str, ...]:
+    return tuple(load_charset(keys_file))
 
 
 def load_charset(keys_file: str | Path, use_space_char: bool = True) -> list[str]:

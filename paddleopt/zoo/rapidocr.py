@@ -22,6 +22,7 @@ import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,11 +170,14 @@ def cls_set(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class DetSet:
-    """Detector inputs [N, 3, H, W] and ground-truth text masks [N, 1, H, W]: each drawn
-    line's box shrunk the way DB's training target is (see ``_shrunk``)."""
+    """Detector inputs [N, 3, H, W], each drawn line's box per image (``(x0, y0, x1, y1)``,
+    its ink band without the rendering margins: what a detector's box should cover) and
+    ground-truth text masks [N, 1, H, W]: those boxes shrunk the way DB's training target is
+    (see ``_shrunk``)."""
 
     x: np.ndarray
     masks: np.ndarray
+    boxes: list[list[tuple[int, int, int, int]]]
 
 
 def det_set(count: int, size: tuple[int, int] = (320, 320), seed: int = 0) -> DetSet:
@@ -184,7 +188,7 @@ def det_set(count: int, size: tuple[int, int] = (320, 320), seed: int = 0) -> De
     if h % 32 or w % 32:
         raise ValueError(f"detector input sides must be multiples of 32, got {size}")
     photos = _sample_photos()
-    xs, masks = [], []
+    xs, masks, boxes = [], [], []
     for n in range(count):
         if photos and n % 2:
             photo = photos[n % len(photos)]
@@ -194,6 +198,7 @@ def det_set(count: int, size: tuple[int, int] = (320, 320), seed: int = 0) -> De
         else:
             page = np.full((h, w, 3), float(rng.integers(215, 256)), dtype=np.float32)
         mask = np.zeros((h, w), dtype=np.float32)
+        boxes.append([])
         y = int(rng.integers(8, 30))
         for line in text_lines(4, max_chars=18, seed=seed * 1000 + n):
             img = render_line(line, height=int(rng.integers(24, 40)), seed=n)
@@ -204,19 +209,40 @@ def det_set(count: int, size: tuple[int, int] = (320, 320), seed: int = 0) -> De
             x0 = int(rng.integers(4, max(5, w - lw - 4)))
             region = page[y:y + lh, x0:x0 + lw]
             page[y:y + lh, x0:x0 + lw] = np.minimum(region, img[:, :lw].astype(np.float32))
-            mask[_shrunk(y, lh, x0, lw)] = 1.0
+            boxes[-1].append(_text_box(y, lh, x0, lw))
+            mask[_shrunk(boxes[-1][-1])] = 1.0
             y += lh + int(rng.integers(6, 24))
         xs.append((np.clip(page, 0, 255).transpose(2, 0, 1) / 255.0 - 0.5) / 0.5)
         masks.append(mask[None])
-    return DetSet(np.stack(xs).astype(np.float32), np.stack(masks))
+    return DetSet(np.stack(xs).astype(np.float32), np.stack(masks), boxes)
 
 
-def _shrunk(y: int, h: int, x: int, w: int, ratio: float = 0.4) -> tuple[slice, slice]:
-    """The region DB learns to mark: a text box shrunk by d = A (1 - r^2) / L (PaddleOCR's
-    MakeShrinkMap, r = 0.4); its detector grows it back (unclip) when it makes boxes. The
-    box is the line's inner area (the ink band, without the rendering margins)."""
+def task_set(name: str, count: int, seed: int = 0) -> tuple[np.ndarray, Any]:
+    """Real inputs for ``det``/``rec``/``cls`` and their ground truth, in the form
+    ``paddleopt.metrics.ocr.task_score`` takes: (x, strings / labels / boxes per image)."""
+    if name == "rec":
+        rec = rec_set(count, seed=seed)
+        return rec.x, rec.texts
+    if name == "cls":
+        return cls_set(count, seed=seed)
+    if name == "det":
+        det = det_set(count, seed=seed)
+        return det.x, det.boxes
+    raise UserError(f"unknown rapidocr model '{name}'.", f"use one of {sorted(MODEL_DIRS)}")
+
+
+def _text_box(y: int, h: int, x: int, w: int) -> tuple[int, int, int, int]:
+    """A rendered line's inner area (the ink band, without the rendering margins)."""
     y, h = y + int(h * 0.2), int(h * 0.6)
     x, w = x + int(h * 0.25), max(1, w - int(h * 0.5))
+    return x, y, x + w, y + h
+
+
+def _shrunk(box: tuple[int, int, int, int], ratio: float = 0.4) -> tuple[slice, slice]:
+    """The region DB learns to mark: a text box shrunk by d = A (1 - r^2) / L (PaddleOCR's
+    MakeShrinkMap, r = 0.4); its detector grows it back (unclip) when it makes boxes."""
+    x, y, x1, y1 = box
+    w, h = x1 - x, y1 - y
     d = int(round(w * h * (1 - ratio ** 2) / (2 * (w + h))))
     return slice(y + d, max(y + d + 1, y + h - d)), slice(x + d, max(x + d + 1, x + w - d))
 
