@@ -129,3 +129,20 @@ def test_lite_cannot_be_profiled(tiny_deploy_run, tmp_path):
     with pytest.raises(UserError, match="cannot be profiled"):
         profile(predictor, [], tmp_path / "t.json")
     assert open_artifact(art.path).kind == "lite"
+
+
+@pytest.mark.parametrize("to, tool", [("onnx", "paddle2onnx"), ("lite-x86", "Paddle Lite")])
+def test_convert_of_an_op_no_converter_takes_exits_2_naming_op_and_fix(cli, model_dirs,
+                                                                        tmp_path, to, tool):
+    """A plain-Paddle model (no manifest, no config) with channel_shuffle, which neither
+    paddle2onnx 1.3.1 nor Lite opt 2.13 converts: `paddleopt convert` stops with exit 2,
+    names the op, the tool and the fix, writes no model, and prints no traceback."""
+    work = tmp_path / "w"
+    proc = cli("convert", str(model_dirs["shuffle"]), "--to", to, "--work-dir", str(work))
+    assert proc.returncode == 2, proc.stderr
+    error = proc.stderr[proc.stderr.index("error:"):]
+    assert f"{tool} cannot convert" in error and "unsupported ops: channel_shuffle" in error
+    assert "fix: replace the" in error and "deploy with paddle_inference" in error
+    assert f"paddleopt check {model_dirs['shuffle']} --target" in error
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not list(work.rglob("*.onnx")) and not list(work.rglob("*.nb"))
