@@ -11,7 +11,9 @@ check and record is the pipeline's own):
   top-1 agreement per output position (or mask IoU for probability maps, or a user metric).
   When no candidate fits, it says so and the fp32 model stays the answer (``kept: fp32``).
 - ``optimize(DIR, calib, target="server-cpu"|"arm")``: check -> quantize -> conversions of
-  what was kept -> ``bench --matrix`` -> ``optimize.md`` / ``optimize.json`` in the work dir.
+  what was kept -> (server-cpu) NNCF INT8 of the ONNX model and ``paddleopt deploy``'s
+  choice among every candidate, written as ``deployment.json``; (arm) ``bench --matrix`` ->
+  ``optimize.md`` / ``optimize.json`` in the work dir.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ CONVERSIONS: dict[str, dict[str, Any]] = {
 }
 # What optimize converts for each deployment target (fp32 source; int8 where it runs).
 OPTIMIZE_TARGETS: dict[str, dict[str, list[str]]] = {
-    "server-cpu": {"fp32": ["onnx"], "int8": []},
+    "server-cpu": {"fp32": ["onnx"], "int8": ["onnx"]},
     "arm": {"fp32": ["lite-arm", "lite-x86"], "int8": ["lite-arm"]},
 }
 EXIT_KEPT_FP32 = 3  # quantize: no INT8 candidate within the budget; the fp32 model stays
@@ -279,8 +281,11 @@ def optimize(model_dir: str | Path, calib: str | Path, target: str = "server-cpu
              count: int | None = None, thorough: bool = False,
              batch_sizes: list[int] | None = None, threads: int | None = None,
              iters: int = 50, overrides: list[str] | None = None,
-             progress: Any = None, distill: int = 0) -> dict[str, Any]:
-    """check -> accuracy-aware ptq -> conversions -> bench matrix -> optimize.md/.json."""
+             progress: Any = None, distill: int = 0,
+             deploy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """check -> accuracy-aware ptq -> conversions -> (server-cpu) NNCF int8 + deploy, (arm)
+    bench matrix -> optimize.md/.json. ``deploy``: ``DeployRequest`` fields for server-cpu
+    (rounds, seconds, threads, min_agreement, ...)."""
     from paddleopt import api
     from paddleopt.deploy.check import check_artifact, normalize_target
     from paddleopt.stages.pipeline import plan, run
@@ -312,6 +317,7 @@ def optimize(model_dir: str | Path, calib: str | Path, target: str = "server-cpu
         stages.update(conversion_stages(int8_targets, "source", "int8_"))
     conversions_dir = work / "deploy"
     results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
     if stages:
         fp32_stages = {k: v for k, v in stages.items() if k.startswith("fp32_")}
         if fp32_stages:
@@ -322,24 +328,39 @@ def optimize(model_dir: str | Path, calib: str | Path, target: str = "server-cpu
         if int8_stages and quant.artifact is not None:
             config = {"name": "int8", "work_dir": str(conversions_dir / "int8"),
                       "source": {"model_dir": str(quant.artifact)}, "stages": int8_stages}
-            results["int8"] = run(plan(config), evaluate=False)
-    say("bench: every backend x precision side by side")
+            try:
+                results["int8"] = run(plan(config), evaluate=False)
+            except StageError as exc:  # e.g. the int8 ONNX file disagrees: the rest stands
+                say(f"int8 conversions failed, left out: {exc.message}")
+                failed["int8"] = exc.message
     extra = [str(a.path) for r in results.values() for a in r.artifacts.values()]
     if quant.artifact is not None:
         extra.append(str(quant.artifact))
-    matrix = api.bench_matrix(model_dir, batch_sizes=batch_sizes or [1], threads=threads,
-                              iters=iters, warmup=3, max_seconds=3.0,
-                              artifacts=extra, shapes=_opt_shapes(source))
     summary = {"model_dir": str(model_dir), "target": target, "work_dir": str(work),
                "checks": checks, "quantize": quant.to_dict(),
                "conversions": {k: {sid: str(a.path) for sid, a in r.artifacts.items()}
                                for k, r in results.items()},
-               "bench": matrix}
+               "conversions_failed": failed}
     work.mkdir(parents=True, exist_ok=True)
+    if target == "server-cpu":
+        from paddleopt.oneshot_server import deploy_server_cpu
+
+        fp32_onnx = results["fp32"].artifacts.get("fp32_onnx") if "fp32" in results else None
+        summary.update(deploy_server_cpu(source, calib, count, fp32_onnx, extra, work,
+                                         batch_sizes, threads, deploy or {}, say))
+        table = summary["deploy_table"]
+    else:
+        say("bench: every backend x precision side by side")
+        matrix = api.bench_matrix(model_dir, batch_sizes=batch_sizes or [1], threads=threads,
+                                  iters=iters, warmup=3, max_seconds=3.0,
+                                  artifacts=extra, shapes=_opt_shapes(source))
+        summary["bench"] = matrix
+        table = ["## Benchmark (bench --matrix)", "", *api.matrix_table(matrix["rows"]), ""]
+        table += [f"- not run here: {item['artifact']}: {item['reason']}"
+                  for item in matrix.get("skipped", [])]
     (work / "optimize.json").write_text(json.dumps(summary, indent=2, default=str),
                                         encoding="utf-8")
-    (work / "optimize.md").write_text(render(summary, quant, api.matrix_table(matrix["rows"])),
-                                      encoding="utf-8")
+    (work / "optimize.md").write_text(render(summary, quant, table), encoding="utf-8")
     return summary
 
 
@@ -361,7 +382,7 @@ def render(summary: dict[str, Any], quant: QuantizeResult, table: list[str]) -> 
     for kind, convs in summary["conversions"].items():
         for sid, path in convs.items():
             lines.append(f"- {kind} {sid}: {path}")
-    lines += ["", "## Benchmark (bench --matrix)", "", *table, ""]
-    for item in summary["bench"].get("skipped", []):
-        lines.append(f"- not run here: {item['artifact']}: {item['reason']}")
+    for kind, why in summary.get("conversions_failed", {}).items():
+        lines.append(f"- {kind}: failed, left out: {why}")
+    lines += ["", *table]
     return "\n".join(lines) + "\n"

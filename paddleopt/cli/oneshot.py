@@ -89,8 +89,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         args.model_dir, args.calib, args.target, args.work_dir, args.max_drop, _shapes(args),
         args.metric, args.calib_count, args.thorough, args.batch_size, args.threads,
         args.iters, args.override, progress=lambda text: print(text, flush=True),
-        distill=args.distill)
-    print("\n".join(api.matrix_table(summary["bench"]["rows"])))
+        distill=args.distill, deploy={k: v for k, v in {
+            "rounds": args.rounds, "seconds": args.seconds,
+            "min_agreement": args.min_agreement}.items() if v is not None})
+    if "deploy" in summary:  # server-cpu: deploy's choice is the answer
+        print("\n".join(summary["deploy_table"]))
+    else:
+        print("\n".join(api.matrix_table(summary["bench"]["rows"])))
     print(f"report: {summary['work_dir']}/optimize.md (and optimize.json)")
     _write(args, summary)
     return 0
@@ -114,13 +119,20 @@ def add_parsers(sub: Any) -> None:
     _quant_args(p)
     p.set_defaults(func=cmd_quantize)
 
-    p = sub.add_parser("optimize", help="check -> quantize -> convert -> bench --matrix -> "
+    p = sub.add_parser("optimize", help="check -> quantize -> convert -> (server-cpu) NNCF "
+                                        "int8 + deploy's choice, (arm) bench --matrix -> "
                                         "report, for one deployment target")
     _common(p)
     _quant_args(p)
     p.add_argument("--target", choices=list(OPTIMIZE_TARGETS), default="server-cpu")
     p.add_argument("--batch-size", type=int, nargs="+", default=[1])
     p.add_argument("--threads", type=int)
-    p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--iters", type=int, default=50, help="arm: bench iterations")
+    p.add_argument("--rounds", type=int, help="server-cpu: deploy's alternating timing "
+                                              "rounds (3)")
+    p.add_argument("--seconds", type=float, help="server-cpu: deploy's timing per candidate "
+                                                 "per round (1.5)")
+    p.add_argument("--min-agreement", type=float, help="server-cpu: deploy's budget, share of "
+                                                       "fp32 decisions kept (0.99)")
     p.set_defaults(func=cmd_optimize)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,7 +41,6 @@ def is_available() -> bool:
 def quantize_onnx(src: Artifact, out_dir: str | Path,
                   calibration: Iterable[Sequence[np.ndarray]],
                   heldout: Sequence[np.ndarray] | None = None, *,
-                  preset: Literal["performance", "mixed"] = "performance",
                   fast_bias_correction: bool = True,
                   ignored_types: Sequence[str] = ()) -> Artifact:
     """Quantize ``src`` (an fp32 ONNX artifact) with NNCF; write the QDQ ONNX artifact.
@@ -50,9 +49,11 @@ def quantize_onnx(src: Artifact, out_dir: str | Path,
         calibration: batches of real inputs (one array per model input, in manifest order).
         heldout: real inputs NOT used for calibration; OpenVINO fp32 and int8 run them and
             their agreement (top-1 / mask IoU, ``paddleopt.metrics.agreement``) is recorded.
-        preset: performance = symmetric activations (fastest int8 kernels); mixed =
-            asymmetric activations (better for activations far from zero-centred).
         ignored_types: ONNX op types NNCF leaves in fp32 (e.g. ["MatMul"]).
+
+    NNCF's "performance" preset (symmetric activations) is used: with the "mixed" preset
+    (asymmetric activations) OpenVINO 2026.4 cannot compile the QDQ ONNX of the PP-OCRv4
+    models ("No suitable implementations" in the CPU plugin).
     """
     from paddleopt.artifact import Artifact
 
@@ -80,7 +81,7 @@ def quantize_onnx(src: Artifact, out_dir: str | Path,
         kwargs["ignored_scope"] = nncf.IgnoredScope(types=list(ignored_types))
     quantized = nncf.quantize(
         model, nncf.Dataset(items), subset_size=samples,
-        preset=nncf.QuantizationPreset(preset), fast_bias_correction=fast_bias_correction,
+        preset=nncf.QuantizationPreset.PERFORMANCE, fast_bias_correction=fast_bias_correction,
         **kwargs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,8 @@ def quantize_onnx(src: Artifact, out_dir: str | Path,
     nodes = [n.op_type for n in quantized.graph.node]
     manifest = src.manifest.derive(files={"model": ONNX_FILE}, precision="int8")
     manifest.quantization = {
-        "method": "ptq", "engine": "nncf", "nncf_version": nncf.__version__, "preset": preset,
+        "method": "ptq", "engine": "nncf", "nncf_version": nncf.__version__,
+        "preset": "performance",
         "fast_bias_correction": fast_bias_correction, "samples": samples,
         "ignored_types": list(ignored_types), "format": "onnx_qdq",
         "quantize_linear_nodes": nodes.count("QuantizeLinear"),
@@ -132,3 +134,39 @@ def run_batched(predictor: Any, feeds: Sequence[np.ndarray], batch: int = 8
     n = len(feeds[0])
     parts = [predictor.run([f[i:i + batch] for f in feeds]) for i in range(0, n, batch)]
     return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+
+
+def split_real_inputs(calib: str | Path, src: Artifact, count: int
+                      ) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
+    """(calibration batches of the first ``count`` samples, the remaining samples held out)
+    from an .npz (one array per model input, named like it) or an image folder (the
+    model's recorded image preprocess), the same split ``paddleopt quantize`` makes."""
+    names = [s.name for s in src.manifest.io.inputs]
+    path = Path(calib)
+    if path.suffix == ".npz" and path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            missing = [n for n in names if n not in data.files]
+            if missing:
+                raise UserError(f"'{path}' lacks inputs {missing} (has {data.files}).",
+                                "save one array per model input, named like the input.")
+            feeds = [np.asarray(data[n]) for n in names]
+    elif path.is_dir():
+        from paddleopt.compress.ptq import IMAGE_SUFFIXES
+        from paddleopt.config.schema import parse
+        from paddleopt.data.preprocess import ImagePreprocess, load_images, normalize
+
+        pre = src.manifest.preprocess
+        if not pre or pre.get("type", "image") != "image" or len(names) != 1:
+            raise UserError(f"images in '{path}' cannot become the model's inputs: it records "
+                            "no image preprocess.", "pass an .npz of ready input tensors.")
+        spec = parse(ImagePreprocess, pre, path="preprocess")
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        feeds = [normalize(load_images(files, spec), spec)]
+    else:
+        raise UserError(f"calibration data '{path}' is neither an .npz file nor an image "
+                        "folder.", "pass an existing .npz (keys = input names) or folder.")
+    feeds = [np.ascontiguousarray(f, dtype=np.float32) if f.dtype.kind == "f" else f
+             for f in feeds]
+    batch = 8
+    calibration = [[f[i:min(i + batch, count)] for f in feeds] for i in range(0, count, batch)]
+    return calibration, [f[count:] for f in feeds]

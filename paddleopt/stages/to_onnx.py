@@ -30,6 +30,7 @@ from paddleopt.stages.catalog import role_of
 from paddleopt.utils.errors import ConfigError, UserError
 
 ONNX_FILE = "model.onnx"
+INT8_PARITY_SAMPLES = 32  # int8 is judged by agreement: a few inputs say little
 
 
 @dataclass
@@ -46,7 +47,10 @@ class ToOnnxConfig:
             (fp32), multiplied by the largest |output| when that exceeds 1.
         int8_min_agreement: for quantized models, the share of the reference's decisions
             (top-1 per output position, mask IoU for probability maps) ONNX Runtime must keep
-            on real inputs (the dataset, or the source's recorded inputs).
+            on real inputs (the dataset, or the source's recorded inputs; at least
+            ``INT8_PARITY_SAMPLES`` of them). A check that the conversion is right, not an
+            accuracy budget: int8 runtimes differ on borderline inputs (1 of 8 text lines of
+            the PP-OCR direction classifier), a wrong conversion loses most decisions.
         int8_tolerance: for quantized models whose outputs have no such measure (no class
             axis): max abs difference divided by the reference's largest absolute output
             value (a difference within ``tolerance`` always passes).
@@ -62,7 +66,7 @@ class ToOnnxConfig:
     dynamic_batch: bool = True
     batch_size: int = 1
     tolerance: float = 1e-4
-    int8_min_agreement: float = 0.95
+    int8_min_agreement: float = 0.9
     int8_tolerance: float = 0.1
     parity_samples: int = 8
     deploy_backend: Literal["onnxruntime", "tensorrt", "others"] = "onnxruntime"
@@ -142,7 +146,8 @@ class ToOnnxStage(Stage):
                                 "onnx_size_bytes": onnx_file.stat().st_size})
         ctx.log.debug("paddle2onnx output:\n%s", convert_log)
 
-        feeds, source = parity.sample_feeds(src, cfg.parity_samples if cfg.dynamic_batch
+        samples = max(cfg.parity_samples, INT8_PARITY_SAMPLES if int8 else 0)
+        feeds, source = parity.sample_feeds(src, samples if cfg.dynamic_batch
                                             else cfg.batch_size)
         expected = parity.paddle_reference(src, feeds)
         actual = parity.backend_outputs(Artifact(out_dir, manifest), "onnxruntime", feeds,

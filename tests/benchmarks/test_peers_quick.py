@@ -23,7 +23,7 @@ def run(script: str, tmp_path, *args: str) -> dict:
     return json.loads(out.read_text())
 
 
-@pytest.mark.slow  # ~60 s: PTQ + three conversions + nine deployments
+@pytest.mark.slow  # ~70 s: PTQ, NNCF PTQ, three conversions, eleven deployments
 def test_peers_quick(tmp_path):
     data = run("peers", tmp_path, "--cache", str(tmp_path / "models"))
     assert data["suite"] == "peers" and data["load_avg"]
@@ -33,9 +33,10 @@ def test_peers_quick(tmp_path):
         assert 0.0 <= row["agreement"] <= 1.0 and row["agreement_metric"] == "top1_agreement"
     variants = {r["variant"] for r in data["rows"]}
     assert {"pi-fp32", "pi-int8", "ort-fp32", "ort-int8", "ov-fp32", "ov-default", "ov-int8",
-            "lite-x86"} <= variants
+            "ov-nncf-int8", "ov-nncf-int8-bf16", "lite-x86"} <= variants
     effective = {r["variant"]: r["effective_precision"] for r in data["rows"]}
     assert effective["pi-int8"] == effective["ov-int8"] == effective["ort-int8"] == "int8"
+    assert effective["ov-nncf-int8"] == "int8" and effective["ov-nncf-int8-bf16"] == "int8+bf16"
     assert all(r["agreement"] >= 0.9 for r in data["rows"] if r["precision"] == "int8")
     for entry in data["summary"]:
         assert entry["best"] in variants and entry["vs_fastest_peer"] > 0

@@ -70,3 +70,25 @@ def test_optimize_cls_for_arm(cli, tmp_path) -> None:
     assert {"paddle_inference", "lite"} <= backends
     assert all(r["input_shapes"]["x"] == [1, 3, 48, 192] for r in summary["bench"]["rows"])
     assert (work / "optimize.md").read_text().startswith("# paddleopt optimize")
+
+
+def test_optimize_cls_for_server_cpu_ends_in_deploys_choice(cli, tmp_path) -> None:
+    """The real direction classifier: PTQ, ONNX fp32/int8, NNCF int8 (OpenVINO int8 kernels),
+    then deploy's candidates judged on the held-out lines; deployment.json is the answer."""
+    x, _ = rapidocr.cls_set(48, seed=6)
+    calib = tmp_path / "cls.npz"
+    np.savez(calib, x=x)
+    work = tmp_path / "opt"
+    proc = cli("optimize", str(rapidocr.model_dir("cls")), "--calib", str(calib),
+               "--target", "server-cpu", "--shape", "x=1x3x48x192", "--work-dir", str(work),
+               "--threads", "1", "--rounds", "1", "--seconds", "0.3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "winner: **" in proc.stdout
+    summary = json.loads((work / "optimize.json").read_text())
+    assert summary["nncf"]["openvino_int8_layers"]  # OpenVINO runs the NNCF model in int8
+    deployed = json.loads((work / "deployment.json").read_text())
+    names = {c["name"] for c in deployed["candidates"]}
+    assert {"pi-t1", "ort-t1", "ov-t1", "ov-nncf-int8-t1", "pi-int8-t1"} <= names
+    winner = next(c for c in deployed["candidates"] if c["name"] == deployed["winner"])
+    assert winner["within_budget"] and winner["agreement"] >= 0.99
+    assert deployed["evaluation"]["samples"] == 24  # 48 lines: 24 calibrate, 24 judge
