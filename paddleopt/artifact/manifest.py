@@ -80,23 +80,30 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
     file_digests: dict[str, str] = field(default_factory=dict)  # role -> sha256, set on save
+    # Early-exit artifacts only (written by the early_exit stage): exits, thresholds, segment
+    # folders per format, calibration; deploy code then runs the segments chained.
+    early_exit: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     manifest_version: int = MANIFEST_VERSION
 
     # -- derived ------------------------------------------------------------------------
     def derive(self, kind: Kind | None = None, **changes: Any) -> Manifest:
         """A copy for a child artifact: keeps io/preprocess/model/labels/dataset/lineage,
-        drops files, digests, metrics and checks (they describe the parent's files)."""
+        drops files, digests, metrics, checks and early_exit (they describe the parent's
+        files)."""
         child = dataclasses.replace(
             self, kind=kind or self.kind, files={}, file_digests={}, metrics={}, checks={},
-            lineage=list(self.lineage), created="")
+            early_exit={}, lineage=list(self.lineage), created="")
         child = Manifest.from_dict(to_dict(child))  # deep copy
         for key, value in changes.items():
             setattr(child, key, value)
         return child
 
     def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
+        data = to_dict(self)
+        if not data["early_exit"]:
+            del data["early_exit"]  # manifests of other artifacts stay as they were
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:

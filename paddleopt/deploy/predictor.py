@@ -3,56 +3,20 @@
 from __future__ import annotations
 
 import importlib
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from paddleopt.utils.errors import UserError
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from paddleopt.artifact import Artifact, TensorSpec
+    from paddleopt.artifact import Artifact
 
 from paddleopt.deploy.backends.table import BACKENDS, backend_kinds, default_backend
+from paddleopt.deploy.base import Predictor, Variant
 from paddleopt.utils.grammar import a_an
 
 __all__ = ["BACKENDS", "Predictor", "Variant", "backend_module", "default_backend",
            "load_predictor", "parse_options"]
-
-
-@dataclass
-class Variant:
-    """One way a backend runs an artifact in ``bench --matrix`` (a backend's
-    ``matrix_variants`` returns these)."""
-
-    name: str  # the benchmark row's variant, e.g. "pi-onednn-int8"
-    options: dict[str, Any] = field(default_factory=dict)
-    note: str = ""  # why this variant is in the table (e.g. the int8-without-oneDNN trap)
-
-
-class Predictor(ABC):
-    """Runs a model on numpy inputs. One instance is not thread-safe; use ``clone()``."""
-
-    backend: str = ""
-    precision: str = "fp32"
-
-    @property
-    @abstractmethod
-    def inputs(self) -> list[TensorSpec]: ...
-
-    @abstractmethod
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
-        """Inputs in manifest order -> outputs in manifest order."""
-
-    def clone(self) -> Predictor:
-        """A predictor sharing weights where the backend allows (default: not supported)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be cloned")
-
-    def describe(self) -> dict[str, Any]:
-        """What is actually configured (for reports and tests)."""
-        return {"backend": self.backend, "precision": self.precision}
 
 
 def backend_module(name: str) -> ModuleType:
@@ -78,7 +42,12 @@ def parse_options(backend: str, options: dict[str, Any] | None, where: str = "op
 def load_predictor(artifact: Artifact, backend: str | None = None,
                    options: dict[str, Any] | Any | None = None) -> Predictor:
     """Load ``artifact`` on ``backend`` (default: the natural one for its kind), after
-    checking its files against the manifest's sha256 digests."""
+    checking its files against the manifest's sha256 digests. An early-exit artifact runs
+    as chained segments that stop at the first confident exit (``paddleopt.earlyexit``)."""
+    if artifact.manifest.early_exit:
+        from paddleopt.earlyexit.runner import load_chained
+
+        return load_chained(artifact, backend, options, load_predictor)
     backend = backend or default_backend(artifact.kind)
     module = backend_module(backend)
     kinds = backend_kinds(backend)

@@ -23,12 +23,22 @@ def benchmark_rows(artifact: Artifact, backend: str, options: dict[str, Any],
     require_shapes(artifact.manifest, f"'{artifact.path}'")
     predictor = load_predictor(artifact, backend, options)
     described = predictor.describe()
+    early_exit = bool(artifact.manifest.early_exit)
+    if early_exit:
+        predictor.reset_counts()  # the histogram of the scored samples only
     scored = score_artifact(predictor, artifact, cfg.eval_samples)
-    data = eval_data(artifact, max(cfg.batch_sizes))
+    exits = _early_exit_fields(predictor, artifact) if early_exit else None
+    data = eval_data(artifact, max(cfg.batch_sizes) if not early_exit else cfg.eval_samples)
     rows = []
     for batch in cfg.batch_sizes:
         feeds = batch_feeds(predictor, data, batch, dynamic_dim(artifact.manifest))
-        timing = measure_latency(predictor, feeds, cfg.warmup, cfg.iters, cfg.max_seconds)
+        timed = predictor
+        if early_exit and data is not None:
+            from paddleopt.earlyexit.bench import Cycling
+
+            timed = Cycling(predictor, data[0], batch)
+        timing = measure_latency(timed, feeds, cfg.warmup, cfg.iters, cfg.max_seconds,
+                                 batch_size=batch)
         shapes = {spec.name: list(f.shape) for spec, f in zip(artifact.manifest.io.inputs,
                                                               feeds)}
         rows.append({
@@ -50,7 +60,15 @@ def benchmark_rows(artifact: Artifact, backend: str, options: dict[str, Any],
             "input_shapes": shapes,  # what was timed: dynamic dims are never implicit
             "config": described,
         })
+        if exits is not None:
+            rows[-1]["early_exit"] = exits
     return rows
+
+
+def _early_exit_fields(predictor: Any, artifact: Artifact) -> dict[str, Any]:
+    from paddleopt.earlyexit.bench import row_fields
+
+    return row_fields(predictor, artifact)
 
 
 def batch_feeds(predictor: Any, data: Any, batch: int, dynamic_dim: int | None = 16) -> list:

@@ -38,6 +38,7 @@ CATALOG: dict[str, Entry] = {
     "distill": Entry("paddleopt.stages.distill:DistillStage", "compress", "slim"),
     "qat": Entry("paddleopt.stages.qat:QATStage", "quantize", "slim"),
     "export": Entry("paddleopt.stages.export:ExportStage", "export"),
+    "early_exit": Entry("paddleopt.stages.early_exit:EarlyExitStage", "export"),
     "ptq": Entry("paddleopt.stages.ptq:PTQStage", "quantize", "slim"),
     "qat_distill": Entry("paddleopt.stages.qat_distill:QATDistillStage", "quantize", "slim"),
     "to_onnx": Entry("paddleopt.stages.to_onnx:ToOnnxStage", "convert", "onnx"),
