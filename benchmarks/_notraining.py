@@ -68,13 +68,14 @@ def labelled_accuracy(run: dict[str, Any], x: np.ndarray, y: np.ndarray) -> None
 def prune_run(model_dir: Path, work: Path, train_npz: Path, x: np.ndarray, y: np.ndarray,
               ratio: float, steps: int, lr: float, latency: dict[str, Any]) -> dict[str, Any]:
     from paddleopt.artifact import Artifact
-    from paddleopt.compress.act import ACTTrain, act_compress, inference_flops
+    from paddleopt.compress.act import act_compress, inference_flops
+    from paddleopt.compress.recipe import DistillSettings
     from paddleopt.stages import _int8
     from paddleopt.stages._int8 import LatencyConfig
 
     out = work / f"pruned_{ratio}"
     report = act_compress(model_dir, out, train_npz, strategy="prune",
-                          train=ACTTrain(steps=steps, learning_rate=lr), batch_size=32,
+                          train=DistillSettings(steps=steps, learning_rate=lr), batch_size=32,
                           batch_nums=128, prune_ratio=ratio)
     f0, f1 = inference_flops(model_dir), inference_flops(out)
     p0 = _int8.predictor(Artifact.open(model_dir), 1)

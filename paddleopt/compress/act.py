@@ -21,29 +21,11 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from paddleopt.compress._common import static_mode
-from paddleopt.compress.ptq import DEFAULT_OP_TYPES, calibration_batches, model_feeds
+from paddleopt.compress.ptq import DEFAULT_OP_TYPES, model_feeds
+from paddleopt.compress.recipe import DistillSettings
 from paddleopt.utils.errors import UserError
 
 Strategy = Literal["qat", "prune"]
-
-
-@dataclass
-class ACTTrain:
-    """How the student fine-tunes against the fp32 teacher.
-
-    Attributes:
-        steps: optimizer steps (batches); cycles the data when it has fewer batches.
-        learning_rate: SGD (momentum 0.9) learning rate.
-        loss: distillation loss between teacher and student tensors: l2 or soft_label.
-        nodes: intermediate tensors matched besides the outputs (names from the program).
-        alpha: weight of the distillation loss.
-    """
-
-    steps: int = 200
-    learning_rate: float = 1e-4
-    loss: Literal["l2", "soft_label", "l1"] = "l2"
-    nodes: list[str] = field(default_factory=list)
-    alpha: float = 1.0
 
 
 @dataclass
@@ -60,7 +42,7 @@ class ACTReport:
 
 
 def act_compress(model_dir: str | Path, out_dir: str | Path, data: Any, *,
-                 strategy: Strategy = "qat", train: ACTTrain | None = None,
+                 strategy: Strategy = "qat", train: DistillSettings | None = None,
                  batch_size: int = 32, batch_nums: int = 64, preprocess: Any = None,
                  quantizable_op_types: Sequence[str] = DEFAULT_OP_TYPES,
                  weight_quantize_type: str = "channel_wise_abs_max", onnx_format: bool = True,
@@ -83,7 +65,7 @@ def act_compress(model_dir: str | Path, out_dir: str | Path, data: Any, *,
 
     from paddleopt.utils.imports import import_paddle
 
-    train = train or ACTTrain()
+    train = train or DistillSettings()
     if strategy not in ("qat", "prune"):
         raise UserError(f"unknown ACT strategy '{strategy}'.", "use qat or prune.")
     if not 0 < prune_ratio < 1:
@@ -93,11 +75,7 @@ def act_compress(model_dir: str | Path, out_dir: str | Path, data: Any, *,
         raise UserError("ACT needs steps >= 1 and learning_rate > 0.",
                         "use e.g. steps: 200, learning_rate: 0.0001.")
     model_file, params_file, feeds = model_feeds(model_dir)
-    batches = calibration_batches(data, feeds, batch_size=batch_size, batch_nums=batch_nums,
-                                  preprocess=preprocess)
-    # ACT drops a last short batch only with drop_last; keep whole batches of one size
-    batches = [b for b in batches if np.asarray(b[0]).shape[0] == np.asarray(
-        batches[0][0]).shape[0]] or batches
+    batches = training_batches(feeds, data, batch_size, batch_nums, preprocess)
     _check_nodes(model_file, train.nodes)
     if strategy == "prune":
         prune_params = list(prune_params) if prune_params else prunable_convs(model_file)
@@ -143,7 +121,7 @@ def act_compress(model_dir: str | Path, out_dir: str | Path, data: Any, *,
                                       batch_size=None)
         save = Path(tmp) / "out"
         try:
-            with _quiet_logs():
+            with _quiet_logs(), frozen_statistics():
                 ac = AutoCompression(model_dir=str(src), model_filename="model.pdmodel",
                                      params_filename="model.pdiparams"
                                      if params_file is not None else None,
@@ -171,6 +149,20 @@ def act_compress(model_dir: str | Path, out_dir: str | Path, data: Any, *,
         model_file=str(out_model), params_file=str(out_dir / "model.pdiparams"),
         config=config, quant=program_quant_summary(out_model) if strategy == "qat" else {},
         onednn_fixes=fixes)
+
+
+def training_batches(feeds: list[dict[str, Any]], data: Any, batch_size: int, batch_nums: int,
+                     preprocess: Any = None) -> list[tuple]:
+    """Unlabelled training batches of one size (a last short batch is dropped: ACT's
+    loader and the static engine's teacher targets expect whole batches)."""
+    import numpy as np
+
+    from paddleopt.compress.ptq import calibration_batches
+
+    batches = calibration_batches(data, feeds, batch_size=batch_size, batch_nums=batch_nums,
+                                  preprocess=preprocess)
+    return [b for b in batches if np.asarray(b[0]).shape[0] == np.asarray(
+        batches[0][0]).shape[0]] or batches
 
 
 def prunable_convs(model_file: str | Path) -> list[str]:
@@ -250,6 +242,42 @@ def _check_nodes(model_file: Path, nodes: Sequence[str]) -> None:
         raise UserError(f"distillation nodes {unknown} are not tensors of '{model_file}'.",
                         "name intermediate outputs of the program (paddleopt inspect lists "
                         "them), e.g. the input of the last conv.")
+
+
+@contextlib.contextmanager
+def frozen_statistics() -> Any:
+    """Train the student with the inference program's own BatchNorm statistics.
+
+    ACT's ``recover_inference_program`` sets ``is_test=False`` on every op: each BatchNorm
+    then normalizes with the statistics of the current batch, and dropout draws masks. The
+    fp32 teacher (``is_test=True``) uses the frozen running statistics, so the student starts
+    far from it; on PP-OCRv4 rec (8 right-padded text lines per batch) the distillation loss
+    started in the tens of thousands and was NaN within 8 steps at any learning rate. Here
+    BatchNorm keeps training mode for its gradient but uses the global statistics
+    (``use_global_stats``; the moving averages are not updated), and upscale-in-train dropout
+    gets probability 0 (identity, as at inference).
+    """
+    from paddleslim.auto_compression import compressor
+
+    original = compressor.recover_inference_program
+
+    def recover(program: Any, startup_program: Any = None) -> Any:
+        program = original(program, startup_program)
+        for block in program.blocks:
+            for op in block.ops:
+                if op.type in ("batch_norm", "sync_batch_norm"):
+                    op._set_attr("use_global_stats", True)
+                    op._set_attr("trainable_statistics", False)
+                elif op.type == "dropout" and op.attr("dropout_implementation") == \
+                        "upscale_in_train":
+                    op._set_attr("dropout_prob", 0.0)
+        return program
+
+    compressor.recover_inference_program = recover
+    try:
+        yield
+    finally:
+        compressor.recover_inference_program = original
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """qat_distill stage: an inference model we did not make (no checkpoint, no labels) quantized
-by quant-aware training against its own fp32 outputs (PaddleSlim ACT), measured beside PTQ on
+by quant-aware training against its own fp32 outputs (paddleopt's static engine, or
+PaddleSlim ACT), measured beside PTQ on
 held-out inputs; the result runs INT8 under oneDNN; bad recipes fail with the fix."""
 from __future__ import annotations
 
@@ -65,16 +66,19 @@ def test_only_qat_distill_records_its_recipe(tiny_inference, tmp_path):
                     None, tmp_path / "work")
     quant = art.manifest.quantization
     assert quant["method"] == "qat_distill" and quant["steps"] == 12
+    assert quant["engine"].startswith("paddleopt static")
+    assert quant["last_loss"] < quant["first_loss"]  # it learnt
     assert quant["quantized_compute_ops"] > 0 and quant["onnx_format"] is True
     assert art.manifest.checks["int8"]["int8_kernels"] > 0  # its own kernels, under oneDNN
 
 
 def test_unknown_distill_node_names_the_fix(tiny_inference, tmp_path):
-    from paddleopt.compress.act import ACTTrain, act_compress
+    from paddleopt.compress.act import act_compress
+    from paddleopt.compress.recipe import DistillSettings
 
     folder, npz = _foreign(tiny_inference, tmp_path)
     with pytest.raises(UserError, match="not tensors of"):
-        act_compress(folder, tmp_path / "out", npz, train=ACTTrain(steps=1, nodes=["nope"]),
+        act_compress(folder, tmp_path / "out", npz, train=DistillSettings(steps=1, nodes=["nope"]),
                      batch_size=8, batch_nums=1)
 
 
@@ -104,9 +108,31 @@ def test_quantize_cli_distill_adds_the_candidate(tiny_inference, tmp_path):
 
 
 def test_diverged_distillation_is_refused(tiny_inference, tmp_path):
-    from paddleopt.compress.act import ACTTrain, act_compress
+    from paddleopt.compress.act import act_compress
+    from paddleopt.compress.recipe import DistillSettings
 
     folder, npz = _foreign(tiny_inference, tmp_path)
     with pytest.raises(UserError, match="diverged"):
         act_compress(folder, tmp_path / "out", npz, batch_size=16, batch_nums=4,
-                     train=ACTTrain(steps=8, learning_rate=1e12))
+                     train=DistillSettings(steps=8, learning_rate=1e12))
+
+
+def test_act_engine_still_available(tiny_inference, tmp_path):
+    folder, npz = _foreign(tiny_inference, tmp_path)
+    cfg = _config(folder, npz, candidates=[{"qat_distill": True}],
+                  distill={"steps": 4, "engine": "act"})
+    art = run_stage("qat_distill", cfg, None, tmp_path / "work")
+    assert art.manifest.quantization["engine"].startswith("paddleslim")
+    assert art.manifest.checks["int8"]["int8_kernels"] > 0
+
+
+def test_one_recipe_type_one_default():
+    """The qat_distill candidate and the library share DistillSettings (and its defaults)."""
+    import dataclasses
+
+    from paddleopt.compress.recipe import DistillSettings
+    from paddleopt.stages._ptq.config import PTQConfig
+
+    hints = {f.name: f.type for f in dataclasses.fields(PTQConfig)}
+    assert "DistillSettings" in str(hints["distill"])
+    assert DistillSettings().steps == 300

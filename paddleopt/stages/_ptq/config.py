@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from paddleopt.compress.recipe import DistillSettings
 from paddleopt.stages._compress import FinetuneConfig
 from paddleopt.stages._int8 import LatencyConfig
 
@@ -163,33 +164,6 @@ class QATFallbackConfig:
 
 
 @dataclass
-class DistillRecipe:
-    """The qat_distill candidate: fine-tuning the quantized inference model against its own
-    fp32 outputs (see paddleopt.compress.act).
-
-    Attributes:
-        steps: optimizer steps (batches of ``calibration.batch_size``); the calibration
-            inputs (``calibration.count``) are cycled.
-        learning_rate: Momentum SGD learning rate.
-        loss: l2 (default), l1 or soft_label between teacher and student tensors.
-        nodes: intermediate tensors matched besides the outputs (program tensor names).
-        alpha: weight of the distillation loss.
-    """
-
-    steps: int = 300
-    learning_rate: float = 1e-4
-    loss: Literal["l2", "l1", "soft_label"] = "l2"
-    nodes: list[str] = field(default_factory=list)
-    alpha: float = 1.0
-
-    def validate(self) -> tuple[str, str] | None:
-        if self.steps < 1 or self.learning_rate <= 0 or self.alpha <= 0:
-            return ("distill needs steps >= 1, learning_rate > 0 and alpha > 0",
-                    "use e.g. steps: 300, learning_rate: 0.0001")
-        return None
-
-
-@dataclass
 class PTQConfig:
     """Attributes:
         model_dir: quantize this Paddle inference model folder instead of the input artifact
@@ -219,8 +193,8 @@ class PTQConfig:
         search: first_fit (stop at the first candidate within budget) or all (measure every
             candidate, keep the fastest within budget).
         qat: the QAT candidate's checkpoint and recipe.
-        distill: the qat_distill candidate's recipe (steps, learning_rate, loss, nodes;
-            null: the defaults of ``DistillRecipe``).
+        distill: the qat_distill candidate's recipe (steps, learning_rate, loss, nodes,
+            engine; null: the defaults of ``compress.recipe.DistillSettings``).
         latency: how candidates and the fp32 model are timed.
         sensitivity_samples: held-out samples scored per layer by skip_sensitive.
         verify_int8: fail unless oneDNN runs INT8 kernels for the result.
@@ -245,7 +219,7 @@ class PTQConfig:
     candidates: list[CandidateConfig] = field(default_factory=list)
     search: Literal["first_fit", "all"] = "first_fit"
     qat: QATFallbackConfig = field(default_factory=QATFallbackConfig)
-    distill: DistillRecipe | None = None  # None: DistillRecipe()'s defaults
+    distill: DistillSettings | None = None  # None: DistillSettings()'s defaults
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     sensitivity_samples: int = 500
     verify_int8: bool = True

@@ -268,24 +268,41 @@ class PTQRun:
 
     def make_qat_distill(self, folder: Path, row: dict[str, Any]) -> Artifact:
         """Quant-aware training of the input inference model, distilled from its own fp32
-        outputs on the calibration inputs (PaddleSlim ACT, see compress.act)."""
-        from paddleopt.compress.act import ACTTrain, act_compress
-        from paddleopt.stages._ptq.config import DistillRecipe
+        outputs on the calibration inputs (compress.static_distill, or PaddleSlim ACT with
+        ``distill.engine: act``)."""
+        from paddleopt.compress.act import act_compress, training_batches
+        from paddleopt.compress.ptq import model_feeds
+        from paddleopt.compress.recipe import DistillSettings
+        from paddleopt.compress.static_distill import static_distill
 
-        cfg, recipe = self.cfg, self.cfg.distill or DistillRecipe()
+        cfg, recipe = self.cfg, self.cfg.distill or DistillSettings()
         source, kwargs = self.data.calibration()
-        train = ACTTrain(steps=recipe.steps, learning_rate=recipe.learning_rate,
-                         loss=recipe.loss, nodes=list(recipe.nodes), alpha=recipe.alpha)
-        self.ctx.log.info("[%s] qat_distill: %d steps at lr %g against the fp32 model",
-                          self.ctx.stage_id, recipe.steps, recipe.learning_rate)
-        report = act_compress(
-            self.src.path, folder, source, strategy="qat", train=train,
-            batch_size=cfg.calibration.batch_size,
-            batch_nums=-(-cfg.calibration.count // cfg.calibration.batch_size),
-            quantizable_op_types=cfg.quantizable_op_types,
-            weight_quantize_type=cfg.weight_quantize_type, onnx_format=cfg.onnx_format,
-            **kwargs)
-        quant = {"method": "qat_distill", "engine": "paddleslim.auto_compression (qat_dis)",
+        batch_nums = -(-cfg.calibration.count // cfg.calibration.batch_size)
+        self.ctx.log.info("[%s] qat_distill (%s engine): %d steps at lr %g against the fp32 "
+                          "model", self.ctx.stage_id, recipe.engine, recipe.steps,
+                          recipe.learning_rate)
+        if recipe.engine == "act":
+            report = act_compress(
+                self.src.path, folder, source, strategy="qat", train=recipe,
+                batch_size=cfg.calibration.batch_size, batch_nums=batch_nums,
+                quantizable_op_types=cfg.quantizable_op_types,
+                weight_quantize_type=cfg.weight_quantize_type, onnx_format=cfg.onnx_format,
+                **kwargs)
+            extra: dict[str, Any] = {"engine": "paddleslim.auto_compression (qat_dis)"}
+        else:
+            feeds = model_feeds(self.src.path)[2]
+            batches = training_batches(feeds, source, cfg.calibration.batch_size, batch_nums,
+                                       kwargs.get("preprocess"))
+            report = static_distill(
+                self.src.path, folder, batches, **recipe_kwargs(recipe),
+                quant={"weight_quantize_type": cfg.weight_quantize_type,
+                       "activation_quantize_type": "moving_average_abs_max",
+                       "quantize_op_types": list(cfg.quantizable_op_types),
+                       "onnx_format": cfg.onnx_format}, log=self.ctx.log)
+            extra = {"engine": "paddleopt static distillation (compress.static_distill)",
+                     "targets": report.targets, "first_loss": report.first_loss,
+                     "last_loss": report.last_loss}
+        quant = {"method": "qat_distill", **extra,
                  "steps": report.steps, "batch_size": report.samples_per_step,
                  "learning_rate": recipe.learning_rate, "loss": recipe.loss,
                  "nodes": list(recipe.nodes), "train_seconds": report.seconds,
@@ -300,6 +317,13 @@ class PTQRun:
         row["quantized_compute_ops"] = report.quant.get("quantized_compute_ops")
         row["train_seconds"] = report.seconds
         return self.quantizer.int8_artifact(folder, quant)
+
+
+def recipe_kwargs(recipe: Any) -> dict[str, Any]:
+    """static_distill's training arguments from a DistillSettings."""
+    return {"steps": recipe.steps, "learning_rate": recipe.learning_rate, "loss": recipe.loss,
+            "nodes": list(recipe.nodes), "alpha": recipe.alpha,
+            "calib_batches": recipe.calib_batches, "lr_schedule": recipe.lr_schedule}
 
 
 def _count(data: Any) -> str:
