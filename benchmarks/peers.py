@@ -356,12 +356,22 @@ def measure(case: ModelCase, quick: bool, rounds: int, threads: list[int], load:
 
 
 # -- summary ---------------------------------------------------------------------------------
-def within_budget(row: dict) -> bool:
+TASK_DROP = 0.01  # with ground truth (the OCR models): allowed task-metric drop vs pi-fp32
+
+
+def within_budget(row: dict, rows: list[dict] | None = None) -> bool:
+    """Metrics fit the model: with ground truth (the OCR rows' task metric: exact strings,
+    top-1, detection hmean) at most TASK_DROP below pi-fp32's; else agreement with pi-fp32
+    on the real inputs (the vision models have random weights: no labels mean anything)."""
+    ref = next((r for r in rows or [] if r["model"] == row["model"]
+                and r["variant"] == "pi-fp32" and r.get("accuracy") is not None), None)
+    if ref is not None and row.get("accuracy") is not None:
+        return row["accuracy"] >= ref["accuracy"] - TASK_DROP
     return row["agreement"] >= BUDGET.get(row["agreement_metric"], 0.99)
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Per model x batch x threads: the best deployment within the agreement budget vs each
+    """Per model x batch x threads: the best deployment within the budget vs each
     peer and vs the fastest peer; Paddle Inference fp32 vs OpenVINO fp32."""
     out = []
     keys = sorted({(r["model"], r["batch_size"], r["threads"]) for r in rows
@@ -370,7 +380,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         at = [r for r in rows if r["model"] == model and r["batch_size"] == batch
               and r["threads"] in (threads, None)]
         p50 = {r["variant"]: r["latency_ms"]["p50"] for r in at}
-        ours = [r for r in at if within_budget(r)]
+        ours = [r for r in at if within_budget(r, rows)]
         if not ours or "pi-fp32" not in p50:
             continue
         best = min(ours, key=lambda r: r["latency_ms"]["p50"])
@@ -506,8 +516,10 @@ def body(data: dict) -> list[str]:
              f"{max(load):.1f} during the runs (2 cores shared with several other agents' "
              f"tests and benchmarks: ratios only, and the 2-thread rows, whose threads wait "
              f"for each other at every operator, are the least reliable). "
-             f"Budget: top-1 agreement >= {BUDGET['top1_agreement']} (mask IoU >= "
-             f"{BUDGET['mask_iou']} for the detector) against pi-fp32 on the real inputs. "
+             f"Budget: the OCR models (pretrained, ground truth of the rendered inputs): "
+             f"their task metric (exact strings, top-1, detection hmean) at most "
+             f"{TASK_DROP:g} below pi-fp32's; the vision models (random weights): top-1 "
+             f"agreement >= {BUDGET['top1_agreement']} with pi-fp32 on the real inputs. "
              f"Paddle Inference at 2 threads runs with omp_blocktime_ms 0.", "",
              "### Best deployment within the budget vs the peers", "",
              "Ratios are peer p50 / best p50 at the same batch and threads (above 1: "
@@ -554,7 +566,10 @@ def main() -> None:
     if args.render:
         import json
 
-        render_section(SUITE, json.loads(Path(args.out).read_text()), body)
+        data = json.loads(Path(args.out).read_text())
+        data["summary"] = summarize(data["rows"])  # the budget rules of this version
+        Path(args.out).write_text(json.dumps(data, indent=2) + "\n")
+        render_section(SUITE, data, body)
         return
     _models.CACHE = Path(args.cache)
     all_cases = cases(args.quick)

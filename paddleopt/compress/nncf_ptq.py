@@ -80,7 +80,7 @@ def quantize_onnx(src: Artifact, out_dir: str | Path,
     if ignored_types:
         kwargs["ignored_scope"] = nncf.IgnoredScope(types=list(ignored_types))
     quantized = nncf.quantize(
-        model, nncf.Dataset(items), subset_size=samples,
+        model, nncf.Dataset(items), subset_size=len(items),  # items are batches
         preset=nncf.QuantizationPreset.PERFORMANCE, fast_bias_correction=fast_bias_correction,
         **kwargs)
     out = Path(out_dir)

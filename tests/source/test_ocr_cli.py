@@ -54,15 +54,22 @@ def test_quantize_keeps_int8_only_within_budget(cli, tmp_path) -> None:
                    for c in result["candidates"])
 
 
-def test_optimize_cls_for_arm(cli, tmp_path) -> None:
+def optimize_cls(cli, tmp_path, target: str, *args: str) -> tuple[Path, str]:
+    """`paddleopt optimize` of the direction classifier with 48 rendered lines as --calib;
+    (its work dir, its stdout)."""
     x, _ = rapidocr.cls_set(48, seed=6)
     calib = tmp_path / "cls.npz"
     np.savez(calib, x=x)
     work = tmp_path / "opt"
     proc = cli("optimize", str(rapidocr.model_dir("cls")), "--calib", str(calib),
-               "--target", "arm", "--shape", "x=1x3x48x192", "--work-dir", str(work),
-               "--iters", "5", "--threads", "1")
+               "--target", target, "--shape", "x=1x3x48x192", "--work-dir", str(work),
+               "--threads", "1", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return work, proc.stdout
+
+
+def test_optimize_cls_for_arm(cli, tmp_path) -> None:
+    work, _ = optimize_cls(cli, tmp_path, "arm", "--iters", "5")
     summary = json.loads((work / "optimize.json").read_text())
     assert summary["checks"]["lite-arm"]["supported"]
     assert set(summary["conversions"]["fp32"]) == {"fp32_lite_arm", "fp32_lite_x86"}
@@ -75,15 +82,9 @@ def test_optimize_cls_for_arm(cli, tmp_path) -> None:
 def test_optimize_cls_for_server_cpu_ends_in_deploys_choice(cli, tmp_path) -> None:
     """The real direction classifier: PTQ, ONNX fp32/int8, NNCF int8 (OpenVINO int8 kernels),
     then deploy's candidates judged on the held-out lines; deployment.json is the answer."""
-    x, _ = rapidocr.cls_set(48, seed=6)
-    calib = tmp_path / "cls.npz"
-    np.savez(calib, x=x)
-    work = tmp_path / "opt"
-    proc = cli("optimize", str(rapidocr.model_dir("cls")), "--calib", str(calib),
-               "--target", "server-cpu", "--shape", "x=1x3x48x192", "--work-dir", str(work),
-               "--threads", "1", "--rounds", "1", "--seconds", "0.3")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "winner: **" in proc.stdout
+    work, stdout = optimize_cls(cli, tmp_path, "server-cpu", "--rounds", "1", "--seconds",
+                                "0.3")
+    assert "winner: **" in stdout
     summary = json.loads((work / "optimize.json").read_text())
     assert summary["nncf"]["openvino_int8_layers"]  # OpenVINO runs the NNCF model in int8
     deployed = json.loads((work / "deployment.json").read_text())
