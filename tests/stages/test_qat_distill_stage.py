@@ -43,7 +43,8 @@ def test_catalogue_row() -> None:
 
 def test_qat_distill_beside_ptq_on_a_foreign_model(tiny_inference, tmp_path):
     folder, npz = _foreign(tiny_inference, tmp_path)
-    art = run_stage("qat_distill", _config(folder, npz), None, tmp_path / "work")
+    art = run_stage("qat_distill", _config(folder, npz, keep_candidates=True), None,
+                    tmp_path / "work")
     record = json.loads((tmp_path / "work" / "qat_distill" / "candidates.json").read_text())
     rows = {r["name"]: r for r in record["candidates"]}
     assert set(rows) == {"hist", "qat_distill"}
@@ -58,6 +59,15 @@ def test_qat_distill_beside_ptq_on_a_foreign_model(tiny_inference, tmp_path):
     assert art.manifest.precision == "int8"
     assert art.manifest.checks["int8"]["int8_kernels"] > 0  # oneDNN ran INT8 kernels
     assert (tmp_path / "work" / "qat_distill" / "candidates.png").is_file()
+    # every kept candidate folder is a self-describing artifact (its own manifest.json)
+    from paddleopt.artifact import Artifact
+
+    for row in record["candidates"]:
+        cand = Artifact.open(tmp_path / "work" / "qat_distill" / row["folder"])
+        assert cand.manifest.precision == "int8"
+        assert cand.manifest.metrics["candidate"] == row["name"]
+        assert cand.manifest.metrics["accuracy"] == row["accuracy"]
+        assert cand.manifest.quantization["method"] in ("ptq", "qat_distill")
 
 
 def test_only_qat_distill_records_its_recipe(tiny_inference, tmp_path):

@@ -132,6 +132,7 @@ class PTQRun:
             row["folder"] = str(folder.relative_to(self.out_dir))
             if data is not None:
                 row["accuracy_drop"] = round(baseline["accuracy"] - row["accuracy"], 6)
+            self.describe_candidate(art, folder, row)
             fits = budget is None or row["accuracy_drop"] <= budget + 1e-12
             row["fits_budget"] = fits
             if budget is None:
@@ -175,6 +176,18 @@ class PTQRun:
                 f"raise max_accuracy_drop, add candidates (skip_sensitive, qat), or calibrate "
                 f"with more data; what was tried: {self.out_dir / 'candidates.json'}")
         return self.recorder.finish(chosen, self.made[chosen["index"]], results, baseline)
+
+    def describe_candidate(self, art: Artifact, folder: Path, row: dict[str, Any]) -> None:
+        """Write the candidate folder's own manifest.json (a copy: the chosen one's manifest
+        is completed later), so a kept candidate is a self-describing artifact too."""
+        from paddleopt.artifact import Manifest
+
+        manifest = Manifest.from_dict(art.manifest.to_dict())
+        manifest.metrics = {"candidate": row["name"], "candidate_of": self.ctx.stage_id,
+                            **{k: row[k] for k in ("accuracy", "accuracy_drop", "latency_ms",
+                                                   "fp32_latency_ms", "speedup_vs_fp32",
+                                                   "train_seconds") if k in row}}
+        manifest.save(folder)
 
     def log_fp32_ops(self) -> None:
         """Say which compute ops of the model stay fp32 and why (never silently)."""
