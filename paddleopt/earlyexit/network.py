@@ -113,35 +113,55 @@ def _unit_channels(layers: list[Any], input_shape: list[int]) -> list[int]:
     return out
 
 
-def segments(net: Any) -> list[Any]:
+def segments(net: Any, with_heads: bool = True) -> list[Any]:
     """The deployable pieces of a ``MultiExitNet``: one per exit (feature in -> feature out,
-    exit logits) and the last (feature in -> final logits). They share ``net``'s weights."""
+    and the exit's logits when ``with_heads``; else the runner computes the head on the host,
+    see ``host_heads``) and the last (feature in -> final logits). They share ``net``'s
+    weights."""
     paddle = import_paddle()
     nn = paddle.nn
     bounds = [-1, *net.positions, len(net.units) - 1]
+    last = len(bounds) - 2
 
     class Segment(nn.Layer):
-        def __init__(self, start: int, stop: int, head: Any | None) -> None:
+        def __init__(self, start: int, stop: int, head: Any | None, final: bool) -> None:
             super().__init__()
             self.body = nn.LayerList([net.units[i] for i in range(start, stop + 1)])
             self.head = head
+            self.final = final
             # the last segment ends with the backbone's own pool + fc (not the whole net:
             # a registered sublayer would be counted by paddle.flops and saved)
-            self.pool = None if head is not None else net.pool
-            self.fc = None if head is not None else net.fc
+            self.pool = net.pool if final else None
+            self.fc = net.fc if final else None
 
         def forward(self, x):  # noqa: ANN001, ANN201
             for unit in self.body:
                 x = unit(x)
+            if self.final:
+                return self.fc(paddle.flatten(self.pool(x), 1))
             if self.head is not None:
                 return x, self.head(x)
-            return self.fc(paddle.flatten(self.pool(x), 1))
+            return x
 
     out = []
     for k in range(len(bounds) - 1):
-        head = net.heads[k] if k < len(net.positions) else None
-        out.append(Segment(bounds[k] + 1, bounds[k + 1], head))
+        head = net.heads[k] if k < len(net.positions) and with_heads else None
+        out.append(Segment(bounds[k] + 1, bounds[k + 1], head, k == last))
     return out
+
+
+def head_arrays(net: Any) -> dict[str, Any]:
+    """Every exit head as numpy arrays (``pool``, ``weight_<i>`` [in, out], ``bias_<i>``) for
+    ``paddleopt.earlyexit.runner.HostHead``."""
+    import numpy as np
+
+    arrays: dict[str, Any] = {}
+    for i, head in enumerate(net.heads):
+        pool, linear = head[0], head[2]
+        arrays[f"pool_{i}"] = np.asarray(pool._output_size, dtype=np.int64).reshape(-1)
+        arrays[f"weight_{i}"] = linear.weight.numpy()
+        arrays[f"bias_{i}"] = linear.bias.numpy()
+    return arrays
 
 
 def all_exits(net: Any) -> Any:

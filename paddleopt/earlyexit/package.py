@@ -21,14 +21,19 @@ if TYPE_CHECKING:
     from paddleopt.stages.base import StageContext
 
 
-def save_segments(net: Any, base: Manifest, input_shape: list[int], out_dir: Path
-                  ) -> list[Path]:
-    """Export every segment of ``net`` to ``out_dir/exits/seg<i>`` (inference artifacts)."""
+def save_segments(net: Any, base: Manifest, input_shape: list[int], out_dir: Path,
+                  host_heads: bool = True) -> list[Path]:
+    """Export every segment of ``net`` to ``out_dir/exits/seg<i>`` (inference artifacts);
+    with ``host_heads`` the exit segments return only their feature map and the heads go to
+    ``out_dir/exits/heads.npz`` (the runner computes them with numpy)."""
     from paddleopt.artifact import TensorSpec
-    from paddleopt.earlyexit.network import segments
+    from paddleopt.earlyexit.network import head_arrays, segments
 
     paddle = import_paddle()
-    pieces = segments(net)
+    pieces = segments(net, with_heads=not host_heads)
+    (out_dir / "exits").mkdir(parents=True, exist_ok=True)
+    if host_heads:
+        np.savez(out_dir / "exits" / "heads.npz", **head_arrays(net))
     shape = [-1, *input_shape[1:]]
     folders = []
     x = paddle.zeros([1, *input_shape[1:]], dtype="float32")
@@ -45,7 +50,8 @@ def save_segments(net: Any, base: Manifest, input_shape: list[int], out_dir: Pat
                    clip_extra=False)
         for leftover in folder.glob("model.pdiparams.info"):
             leftover.unlink()
-        names = ["feature", "logits"] if len(outs) == 2 else ["logits"]
+        final = i == len(pieces) - 1
+        names = ["logits"] if final else ["feature", "logits"][:len(outs)]
         manifest = base.derive(kind="inference", files={"model": "model.pdmodel",
                                                         "params": "model.pdiparams"})
         manifest.io.inputs = [TensorSpec("x", list(shape))]
@@ -84,10 +90,12 @@ def convert_segments(folders: list[Path], fmt: str, ctx: StageContext) -> list[P
     return out
 
 
-def chain_outputs(folders: list[Path], feeds: np.ndarray, backend: str = "paddle_inference",
-                  options: dict[str, Any] | None = None) -> list[np.ndarray]:
+def chain_outputs(folders: list[Path], feeds: np.ndarray, heads: list[Any] | None = None,
+                  backend: str = "paddle_inference", options: dict[str, Any] | None = None
+                  ) -> list[np.ndarray]:
     """Run the segments one after another on the whole batch (no exit taken): every exit's
-    logits then the final ones, to compare with the dygraph network."""
+    logits then the final ones, to compare with the dygraph network. ``heads``: the host
+    heads (``runner.load_heads``) when the segments return only feature maps."""
     from paddleopt.artifact import Artifact
     from paddleopt.deploy.predictor import load_predictor
 
@@ -96,37 +104,40 @@ def chain_outputs(folders: list[Path], feeds: np.ndarray, backend: str = "paddle
         res = load_predictor(Artifact.open(folder), backend, options or {"threads": 1}).run([x])
         if i < len(folders) - 1:
             x = res[0]
-            outs.append(res[1])
+            outs.append(res[1] if heads is None else heads[i](res[0]))
         else:
             outs.append(res[0])
     return outs
 
 
-def segment_latency(folders: list[Path], plain: Artifact, input_shape: list[int],
-                    rounds: int = 5, calls: int = 200) -> tuple[list[float], float]:
-    """Batch-1 milliseconds of each segment and of the plain model on Paddle Inference
-    (oneDNN, 1 thread): best of ``rounds`` alternating rounds, so that machine load hits
-    every part alike."""
+def path_latency(folders: list[Path], heads: list[Any] | None, plain: Artifact,
+                 input_shape: list[int], rounds: int = 5, calls: int = 200
+                 ) -> tuple[list[float], float]:
+    """Batch-1 milliseconds of the early-exit runner when a sample leaves at each exit (the
+    final head last), and of the plain model, on Paddle Inference (oneDNN, 1 thread): the
+    whole path a sample takes (segment calls, host heads, the confidence check), best of
+    ``rounds`` alternating rounds so that machine load hits every path alike."""
     from paddleopt.artifact import Artifact
     from paddleopt.deploy.predictor import load_predictor
+    from paddleopt.earlyexit.runner import ChainedPredictor
 
     opts = {"threads": 1}
-    preds = [load_predictor(Artifact.open(f), "paddle_inference", opts) for f in folders]
-    preds.append(load_predictor(plain, "paddle_inference", opts))
+    segs = [load_predictor(Artifact.open(f), "paddle_inference", opts) for f in folders]
+    exits = len(folders) - 1
+    runners = []
+    for i in range(exits + 1):  # threshold 0 at exit i: every sample leaves there
+        ths = [0.0 if k == i else None for k in range(exits)]
+        runners.append(ChainedPredictor(segs, ths, "paddle_inference", heads=heads))
+    runners.append(load_predictor(plain, "paddle_inference", opts))
     x = np.random.default_rng(0).random([1, *input_shape[1:]], dtype=np.float32)
-    feeds, cur = [], x
-    for p in preds[:-1]:
-        feeds.append(cur)
-        cur = p.run([cur])[0]
-    feeds.append(x)
-    best = [float("inf")] * len(preds)
+    best = [float("inf")] * len(runners)
     for _ in range(rounds):
-        for k, (p, f) in enumerate(zip(preds, feeds)):
+        for k, runner in enumerate(runners):
             for _ in range(20):
-                p.run([f])
+                runner.run([x])
             t0 = time.perf_counter()
             for _ in range(calls):
-                p.run([f])
+                runner.run([x])
             best[k] = min(best[k], (time.perf_counter() - t0) / calls * 1e3)
     return best[:-1], best[-1]
 

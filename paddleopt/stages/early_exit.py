@@ -50,6 +50,10 @@ class EarlyExitConfig:
             OpenVINO), lite (x86 .nb, converted in a subprocess).
         tolerance: max abs diff allowed between the chained segments (Paddle Inference) and
             the trained network, per exit.
+        head_runtime: where exit heads run: "host" (numpy in the runner; the exit segments
+            return only their feature map) or "model" (inside each segment's program). At
+            batch 1 per-operator dispatch dominates small models, so host heads make the
+            exit path much cheaper (docs/EARLY_EXIT.md has the measurement).
     """
 
     exits: list[str] | None = None
@@ -65,6 +69,7 @@ class EarlyExitConfig:
     cost: Literal["latency", "flops"] = "latency"
     formats: list[Literal["onnx", "lite"]] = field(default_factory=list)
     tolerance: float = 1e-4
+    head_runtime: Literal["host", "model"] = "host"
 
     def validate(self) -> tuple[str, str] | None:
         if self.exits is not None and not self.exits:
@@ -182,7 +187,8 @@ class EarlyExitStage(FinetuneStage):
             formats["onnx" if fmt == "onnx" else "lite"] = [str(f.relative_to(out_dir))
                                                            for f in converted]
         manifest.early_exit = {
-            "exits": exits, "head_pool": cfg.head_pool, "thresholds": chosen.thresholds,
+            "exits": exits, "head_pool": cfg.head_pool, "head_runtime": cfg.head_runtime,
+            "thresholds": chosen.thresholds,
             "segments": formats, "max_drop_points": cfg.max_drop,
             "cost": {"unit": unit, "segments": [round(c, 4) for c in costs],
                      "single_exit": round(full_cost, 4)},
@@ -221,10 +227,17 @@ class EarlyExitStage(FinetuneStage):
         manifest = src.manifest.derive(kind="inference", files={
             "model": "model.pdmodel", "params": "model.pdiparams",
             "weights": "multi_exit.pdparams"})
-        folders = save_segments(net, manifest, input_shape, out_dir)
+        host = self.config.head_runtime == "host"
+        folders = save_segments(net, manifest, input_shape, out_dir, host_heads=host)
+        heads = None
+        if host:
+            from paddleopt.earlyexit.runner import load_heads
+
+            manifest.files["exit_heads"] = "exits/heads.npz"
+            heads = load_heads(out_dir / "exits" / "heads.npz")
         feeds, source = sample_inputs(src, 64, ctx)
         expected = exit_logits(net, feeds)
-        actual = chain_outputs(folders, feeds[0])
+        actual = chain_outputs(folders, feeds[0], heads)
         diff = max(float(np.abs(a - e).max()) for a, e in zip(actual, expected))
         manifest.checks["early_exit_parity"] = {"max_abs_diff": diff, "inputs": source,
                                                 "samples": len(feeds[0])}
@@ -245,15 +258,18 @@ class EarlyExitStage(FinetuneStage):
         """Cumulative cost of leaving at each exit (final last) and the plain model's."""
         import itertools
 
-        from paddleopt.earlyexit.package import segment_flops, segment_latency
+        from paddleopt.earlyexit.package import path_latency, segment_flops
 
         if kind == "flops":
             per, full = segment_flops(net, model, input_shape)
-            unit = "MFLOPs"
-        else:
-            per, full = segment_latency(folders, Artifact(out_dir, manifest), input_shape)
-            unit = "ms (Paddle Inference, batch 1, 1 thread)"
-        return list(itertools.accumulate(per)), full, unit
+            return list(itertools.accumulate(per)), full, "MFLOPs"
+        heads = None
+        if "exit_heads" in manifest.files:
+            from paddleopt.earlyexit.runner import load_heads
+
+            heads = load_heads(out_dir / manifest.files["exit_heads"])
+        paths, full = path_latency(folders, heads, Artifact(out_dir, manifest), input_shape)
+        return paths, full, "ms (Paddle Inference, batch 1, 1 thread)"
 
 
 def import_paddle_save(net: Any, path: Path) -> None:

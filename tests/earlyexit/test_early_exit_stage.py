@@ -11,7 +11,7 @@ import pytest
 from conftest import serve_process
 from paddleopt.artifact import Artifact
 from paddleopt.deploy.predictor import load_predictor
-from paddleopt.earlyexit.runner import ChainedPredictor, single_exit
+from paddleopt.earlyexit.runner import ChainedPredictor, load_heads, single_exit
 from paddleopt.earlyexit.package import chain_outputs
 from paddleopt.stages.pipeline import plan
 from paddleopt.utils.errors import ConfigError
@@ -61,7 +61,8 @@ def test_confident_inputs_exit_and_the_rest_match_the_monolithic_model(tiny_earl
     x = x[:40]
     folders = [tiny_early_exit.path / p for p in
                tiny_early_exit.manifest.early_exit["segments"]["inference"]]
-    exit0, final = chain_outputs(folders, x)
+    heads = load_heads(tiny_early_exit.file("exit_heads"))
+    exit0, final = chain_outputs(folders, x, heads)
     # threshold 0: everything is confident enough, every sample leaves at exit 0
     eager = load_predictor(_with_thresholds(tiny_early_exit, [0.0]), "paddle_inference")
     np.testing.assert_allclose(eager.run([x])[0], exit0, atol=1e-5)
@@ -126,3 +127,29 @@ def test_serve_answers_with_the_early_exit_model(tiny_early_exit):
         assert r.status_code == 200
         got = np.asarray(r.json()["outputs"]["logits"])
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [8, 7])
+def test_host_head_matches_the_paddle_head(size):
+    import paddle
+
+    from paddleopt.earlyexit.network import build_head
+    from paddleopt.earlyexit.runner import HostHead
+
+    head = build_head(6, 10, 4)
+    head.eval()
+    x = np.random.default_rng(0).standard_normal((3, 6, size, size)).astype("float32")
+    expected = head(paddle.to_tensor(x)).numpy()
+    host = HostHead(4, head[2].weight.numpy(), head[2].bias.numpy())
+    np.testing.assert_allclose(host(x), expected, atol=1e-5)
+
+
+def test_batch_one_and_batched_runs_agree(tiny_early_exit):
+    x, _ = _eval(tiny_early_exit)
+    pred = load_predictor(tiny_early_exit, "paddle_inference", {"threads": 1})
+    batched = pred.run([x[:16]])[0]
+    hist = pred.exit_histogram()
+    pred.reset_counts()
+    single = np.concatenate([pred.run([x[i:i + 1]])[0] for i in range(16)])
+    np.testing.assert_allclose(single, batched, atol=1e-5)
+    assert pred.exit_histogram() == hist
