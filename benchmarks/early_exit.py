@@ -132,9 +132,10 @@ def variants(arts: dict[str, Any], cond_dir: Path) -> list[dict]:
          "options": one},
         {"variant": "early-exit chained", "backend": "onnxruntime", "art": early,
          "options": one},
+        # Lite's Python runtime has no thread setting (it runs 1 thread here)
         {"variant": "single-exit", "backend": "lite", "art": arts["to_lite_x86"],
-         "options": one},
-        {"variant": "early-exit chained", "backend": "lite", "art": early, "options": one},
+         "options": {}},
+        {"variant": "early-exit chained", "backend": "lite", "art": early, "options": {}},
         # the fine-tuned backbone's own final head: what joint training cost the plain path
         {"variant": "single-exit (fine-tuned backbone)", "backend": "paddle_inference",
          "art": single_exit(early), "options": one},

@@ -5,11 +5,11 @@ runner computes the exit's confidence (max softmax) and stops a sample at the fi
 threshold it reaches. A batch is split by exit: the samples that stay go on, as a smaller
 batch, to the next segment; each sample's output is the logits of the exit it left at.
 
-Why chained predictors rather than one program with control flow: measured on the quickstart
-CNN with Paddle Inference (oneDNN, 1 thread, batch 1), a program whose ``cond`` skips the rest
-of the network cost 0.90 ms when the first exit fires (the first segment alone: 0.64 ms) and
-2.66 ms when it does not (two chained calls: 1.53 ms): sub-block ops do not get the main
-block's fusions, and the conditional block has its own overhead. See docs/EARLY_EXIT.md.
+Why chained predictors rather than one program with control flow: benchmarks/early_exit.py
+measures both on the quickstart CNN (Paddle Inference, oneDNN, 1 thread, batch 1): the program
+whose ``cond`` skips the rest of the network was 0.81x the single-exit model's speed, the
+chain 0.99x (sub-block ops miss the main block's fusions; the conditional block has its own
+overhead). See docs/EARLY_EXIT.md.
 """
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ class HostHead:
     """An exit head computed with numpy on the host: adaptive average pool to P x P, flatten,
     linear (the same arithmetic as the trained head).
 
-    Why on the host: at batch 1 a small model's time goes to per-operator dispatch, not
-    arithmetic. On the quickstart CNN (Paddle Inference, oneDNN, 1 thread) the first segment
-    took 0.64 ms without its head and 1.04 ms with it (pool, flatten, fc: three more ops and
-    a layout reorder), while numpy does the same pool + 256x10 matmul in tens of microseconds.
+    Why on the host: at batch 1 a small model's time goes largely to per-operator dispatch
+    (and a layout reorder before flatten), not arithmetic; pool, flatten and fc inside the
+    segment are three more operators, while numpy does the same pool + small matmul in tens
+    of microseconds. ``head_runtime: model`` keeps them in the program instead.
     """
 
     def __init__(self, pool: int | tuple[int, int], weight: np.ndarray, bias: np.ndarray) -> None:

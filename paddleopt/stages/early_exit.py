@@ -52,8 +52,8 @@ class EarlyExitConfig:
             the trained network, per exit.
         head_runtime: where exit heads run: "host" (numpy in the runner; the exit segments
             return only their feature map) or "model" (inside each segment's program). At
-            batch 1 per-operator dispatch dominates small models, so host heads make the
-            exit path much cheaper (docs/EARLY_EXIT.md has the measurement).
+            batch 1 per-operator dispatch weighs heavily on small models, so host heads
+            make the exit path cheaper (docs/EARLY_EXIT.md).
     """
 
     exits: list[str] | None = None
