@@ -144,12 +144,14 @@ def bench(artifact: str | Path, batch_sizes: list[int] | None = None,
     from paddleopt.report.evaluate import benchmark_rows
 
     art = open_artifact(artifact, shapes)
-    if backend is not None or precision is not None:
+    # an early-exit artifact runs its own segments on every backend it has a format for
+    chained = bool(art.manifest.early_exit) and precision in (None, art.manifest.precision)
+    if (backend is not None or precision is not None) and not chained:
         art = select(art, backend, precision, artifacts)
         if shapes:
             art = open_artifact(art.path, shapes)
     art.verify()
-    backend = backend or default_backend(art.kind)
+    backend = backend or ("paddle_inference" if chained else default_backend(art.kind))
     cfg = bench_settings(batch_sizes, warmup, iters, max_seconds, eval_samples)
     return benchmark_rows(art, backend, options or {}, cfg)
 

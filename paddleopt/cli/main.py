@@ -104,6 +104,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"{row['throughput_per_s']:.1f} samples/s  acc {acc}  "
               f"size {row['size_bytes'] / 1024:.1f} KB  peak RSS {row['peak_rss_mb']:.0f} MB"
               f"  inputs {_shape_text(row)}")
+        if row.get("early_exit"):
+            ee = row["early_exit"]
+            print(f"{'':<16} early exit: exits taken {ee['exit_histogram']} (final last), "
+                  f"thresholds {ee['thresholds']}, mean cost {ee['mean_cost_per_sample']} "
+                  f"{ee['cost_unit']} per sample ({ee['relative_cost']} of single-exit)")
     out: dict[str, Any] = {"rows": rows}
     if args.profile:
         out["profile"] = api.profile(rows[0]["artifact"], args.profile, backend=rows[0]["backend"],

@@ -153,3 +153,19 @@ def test_batch_one_and_batched_runs_agree(tiny_early_exit):
     single = np.concatenate([pred.run([x[i:i + 1]])[0] for i in range(16)])
     np.testing.assert_allclose(single, batched, atol=1e-5)
     assert pred.exit_histogram() == hist
+
+
+def test_bench_rows_carry_the_exit_histogram_on_every_backend(tiny_early_exit, cli):
+    from paddleopt import api
+
+    for backend in ("paddle_inference", "onnxruntime"):
+        rows = api.bench(tiny_early_exit.path, batch_sizes=[1], backend=backend, iters=20,
+                         max_seconds=1.0)
+        row = rows[0]
+        # the early-exit artifact itself ran (not a sibling single-exit conversion)
+        assert row["artifact"] == str(tiny_early_exit.path) and row["backend"] == backend
+        info = row["early_exit"]
+        assert sum(info["exit_histogram"]) == row["eval_samples"]
+        assert info["mean_cost_per_sample"] > 0 and info["relative_cost"] > 0
+    proc = cli("bench", str(tiny_early_exit.path), "--iters", "10", "--max-seconds", "1")
+    assert proc.returncode == 0 and "early exit: exits taken" in proc.stdout
