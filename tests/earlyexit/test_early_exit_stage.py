@@ -39,6 +39,11 @@ def test_stage_writes_segments_checked_against_the_trained_network(tiny_early_ex
     assert info["calibration"]["accuracy"] >= info["calibration"]["target"]
     # the held-out test numbers are recorded next to the reference model's
     assert sum(info["test"]["histogram"]) == info["test"]["samples"]
+    # thresholds chosen on validation data keep the budget (2 points here) on the test split,
+    # and confident samples do leave early, at a lower mean cost (FLOPs) than the plain model
+    assert info["test"]["target_met"] and info["test"]["accuracy_drop_points"] <= 2.0
+    assert info["test"]["histogram"][0] > info["test"]["samples"] // 4
+    assert info["test"]["relative_cost"] < 1.0
     assert info["test"]["accuracy"] == pytest.approx(
         tiny_early_exit.manifest.metrics["accuracy"], abs=1e-4)
 
