@@ -157,7 +157,10 @@ class EarlyExitStage(FinetuneStage):
         net.eval()
         model.eval()
 
-        import_paddle_save(net, out_dir / "multi_exit.pdparams")
+        from paddleopt.utils.imports import import_paddle
+
+        # the multi-exit weights, to rebuild the network (make_multi_exit + set_state_dict)
+        import_paddle().save(net.state_dict(), str(out_dir / "multi_exit.pdparams"))
         manifest, folders = self._export(net, model, src, input_shape, out_dir, ctx)
         costs, full_cost, unit = self._costs(cfg.cost, net, model, folders, manifest,
                                              out_dir, input_shape)
@@ -271,8 +274,3 @@ class EarlyExitStage(FinetuneStage):
         paths, full = path_latency(folders, heads, Artifact(out_dir, manifest), input_shape)
         return paths, full, "ms (Paddle Inference, batch 1, 1 thread)"
 
-
-def import_paddle_save(net: Any, path: Path) -> None:
-    from paddleopt.utils.imports import import_paddle
-
-    import_paddle().save(net.state_dict(), str(path))
