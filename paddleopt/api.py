@@ -427,20 +427,32 @@ def doctor() -> dict[str, Any]:
 
 def debug(a: str | Path, b: str | Path, inputs: list[str], out_dir: str | Path | None = None,
           count: int = 32, fallback: bool | None = None, target: float = 0.8,
-          max_layers: int = 4, metric: str | None = None, log: Any = None) -> Any:
+          max_layers: int = 4, metric: str | None = None, log: Any = None,
+          holdout: list[str] | None = None) -> Any:
     """Where artifact ``b`` starts to disagree with ``a`` (the reference), layer by layer, on
     real ``inputs`` (image files or folders, preprocessed as ``a`` records, or .npy/.npz
     tensors; the first ``count`` samples). For an INT8 ``b`` of an fp32 ``a``, also the
-    ops to keep fp32, verified by re-quantizing, as a ptq skip list. See docs/DEBUG.md."""
-    import numpy as np
-
-    from paddleopt.compress.ptq import IMAGE_SUFFIXES
+    ops to keep fp32, searched on ``inputs`` and verified by re-quantizing and measuring on
+    ``holdout`` (every sample; None: the second half of ``inputs``), as ptq settings. See
+    docs/DEBUG.md."""
     from paddleopt.debug import debug as run_debug
-    from paddleopt.deploy.inputs import load_inputs
 
     if count < 1:
         raise UserError(f"count is {count}; it must be >= 1.", "pass --count 8 or more.")
     art_a, art_b = open_artifact(a).verify(), open_artifact(b).verify()
+    feeds = _debug_feeds(art_a, inputs, count)
+    held = _debug_feeds(art_a, holdout, None) if holdout else None
+    return run_debug(art_a, art_b, feeds, out_dir=out_dir, fallback=fallback, target=target,
+                     max_layers=max_layers, metric=metric, log=log, holdout=held)
+
+
+def _debug_feeds(artifact: Any, inputs: list[str], count: int | None) -> list[Any]:
+    """The first ``count`` samples (None: all) of image files/folders or .npy/.npz files."""
+    import numpy as np
+
+    from paddleopt.compress.ptq import IMAGE_SUFFIXES
+    from paddleopt.deploy.inputs import load_inputs
+
     files: list[str] = []
     for item in inputs:
         path = Path(item)
@@ -458,7 +470,5 @@ def debug(a: str | Path, b: str | Path, inputs: list[str], out_dir: str | Path |
                         "preprocessed tensors (e.g. the evaluation data).")
     if all(Path(f).suffix.lower() not in (".npy", ".npz") for f in files):
         files = files[:count]
-    feeds, _ = load_inputs(art_a, files)
-    feeds = [np.asarray(f)[:count] for f in feeds]
-    return run_debug(art_a, art_b, feeds, out_dir=out_dir, fallback=fallback, target=target,
-                     max_layers=max_layers, metric=metric, log=log)
+    feeds, _ = load_inputs(artifact, files)
+    return [np.asarray(f)[:count] for f in feeds]

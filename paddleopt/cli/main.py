@@ -207,7 +207,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     fallback = {"auto": None, "on": True, "off": False}[args.fallback]
     report = api.debug(args.a, args.b, args.inputs, out_dir=args.out, count=args.count,
                        fallback=fallback, target=args.target, max_layers=args.max_layers,
-                       metric=args.metric, log=print)
+                       metric=args.metric, log=print, holdout=args.holdout)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.describe())
     return 0
 
@@ -458,14 +458,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="real inputs: image files or folders (preprocessed as A records) or "
                         ".npy/.npz tensors already preprocessed")
     p.add_argument("--count", type=int, default=32, help="samples used (default: 32)")
+    p.add_argument("--holdout", nargs="+", metavar="PATH",
+                   help="inputs the fp32 fallback is verified on, never searched on (every "
+                        "sample; default: the second half of --inputs)")
     p.add_argument("--out", metavar="DIR", help="write debug.png and debug.json here")
     p.add_argument("--fallback", choices=("auto", "on", "off"), default="auto",
-                   help="search the ops to keep fp32 by re-quantizing A (auto: when B is the "
-                        "INT8 model of an fp32 A)")
+                   help="search the ops to keep fp32 and verify them by re-quantizing A "
+                        "(auto: when B is the INT8 model of an fp32 A)")
     p.add_argument("--target", type=float, default=0.8,
                    help="share of the lost agreement the skip list must win back (0.8)")
     p.add_argument("--max-layers", type=int, default=4,
-                   help="at most this many layers tried in fp32 (default: 4)")
+                   help="at most this many convolutions kept fp32 (default: 4)")
     p.add_argument("--metric", metavar="MODULE:FUNCTION",
                    help="the fallback's agreement score, function(outputs, reference) -> "
                         "float, e.g. paddleopt.metrics.ocr:ctc_agreement (default: top-1 "

@@ -17,7 +17,8 @@ import numpy as np
 from paddleopt.debug.capture import QDQ_SUFFIX, Runner
 from paddleopt.debug.compare import (Accumulator, ChannelAccumulator, LayerError, first_jump,
                                      layer_errors, quant_pairs, ranked)
-from paddleopt.debug.fallback import Fallback, layer_scores
+from paddleopt.debug.describe import describe_fallback
+from paddleopt.debug.fallback import Fallback
 from paddleopt.utils.errors import UserError
 
 
@@ -61,28 +62,8 @@ class DebugReport:
             q = "-" if r.quant_error is None else f"{r.quant_error:.4g}"
             lines.append(f"  {r.index:>5} {r.op:<18} {r.added:>9.4g} {r.relative_error:>9.4g} "
                          f"{r.cosine:>7.4f} {q:>9}  {r.tensor}")
-        fb = self.fallback
-        if fb is not None:
-            lines.append(f"fp32 fallback (verified by re-quantizing, settings "
-                         f"algo={fb.settings.get('algo')}, calibrated on these inputs, "
-                         f"score {fb.metric.rsplit(':', 1)[-1]}): "
-                         f"B's agreement {fb.given_agreement:.4f}, re-quantized "
-                         f"{fb.baseline_agreement:.4f}")
-            for s in fb.steps:
-                ops = f", INT8 only on {'+'.join(s.onednn_int8_ops)}" if s.onednn_int8_ops else ""
-                lines.append(f"  skip {len(s.skip_tensors)}{ops}: agreement {s.agreement:.4f}, "
-                             f"{s.recovered:.0%} of the loss recovered")
-            if fb.onednn_int8_ops:
-                lines.append(f"ptq setting ({fb.recovered:.0%} recovered): onednn_int8_ops: "
-                             f"[{', '.join(fb.onednn_int8_ops)}]"
-                             + (f", skip_tensors: [{', '.join(fb.skip_tensors)}]"
-                                if fb.skip_tensors else ""))
-            elif fb.skip_tensors:
-                skip = ", ".join(fb.skip_tensors)
-                lines.append(f"ptq skip list ({fb.recovered:.0%} recovered): "
-                             f"skip_tensors: [{skip}]")
-                lines.append(f"  e.g. paddleopt quantize MODEL_DIR --calib DATA -o "
-                             f"ptq.skip_tensors=[{','.join(fb.skip_tensors)}]")
+        if self.fallback is not None:
+            lines += describe_fallback(self.fallback)
         if self.plot:
             lines.append(f"plot: {self.plot}")
         lines += [f"note: {n}" for n in self.notes]
@@ -116,11 +97,14 @@ def compare(a: Any, b: Any, feeds: list[np.ndarray], batch_size: int = 8) -> tup
 
 def debug(a: Any, b: Any, feeds: list[np.ndarray], *, out_dir: str | Path | None = None,
           fallback: bool | None = None, target: float = 0.8, max_layers: int = 4,
-          batch_size: int = 8, metric: str | None = None, log: Any = None) -> DebugReport:
+          batch_size: int = 8, metric: str | None = None, log: Any = None,
+          holdout: list[np.ndarray] | None = None) -> DebugReport:
     """Compare artifacts ``a`` (reference) and ``b`` layer by layer on ``feeds``.
 
     Args:
-        fallback: search the fp32 skip list (None: when ``b`` is an INT8 model and ``a`` fp32).
+        fallback: search the fp32 fallback (None: when ``b`` is an INT8 model and ``a`` fp32).
+        holdout: inputs the fallback is verified on, never searched on (None: the second
+            half of ``feeds``; the first half is then the search and calibration set).
         target: share of the lost agreement the skip list must recover.
         max_layers: at most this many layers are tried in fp32.
         metric: the fallback's score, ``package.module:function(outputs, reference)``
@@ -138,14 +122,21 @@ def debug(a: Any, b: Any, feeds: list[np.ndarray], *, out_dir: str | Path | None
         raise UserError("the fp32 fallback search needs A = an fp32 inference artifact and "
                         "B = its INT8 (ptq) artifact.", "drop --fallback, or pass those two.")
     if fallback:
-        if not layer_scores(rows):
-            report.notes.append("no quantized convolution adds error: nothing to leave fp32 "
-                                "(matmul skips have no effect under oneDNN INT8)")
-        else:
-            from paddleopt.debug.fallback import search
+        from paddleopt.debug.fallback import search
 
-            report.fallback = search(a, b, feeds, rows, target=target, max_layers=max_layers,
-                                     batch_size=batch_size, metric=metric, log=log)
+        search_feeds = feeds
+        if holdout is None:
+            half = len(feeds[0]) // 2
+            if half < 1:
+                raise UserError("the fp32 fallback needs at least 2 samples (half to search, "
+                                "half to verify on).", "pass more inputs (--count 32).")
+            search_feeds, holdout = [f[:half] for f in feeds], [f[half:] for f in feeds]
+            report.notes.append(f"fallback searched (and re-quantizing calibrated) on the "
+                                f"first {half} samples, verified on the other "
+                                f"{len(holdout[0])}")
+        report.fallback = search(a, b, search_feeds, rows, holdout=holdout, target=target,
+                                 max_layers=max_layers, batch_size=batch_size, metric=metric,
+                                 log=log)
     if out_dir is not None:
         import json
 

@@ -98,17 +98,21 @@ def test_int8_outlier_layer_fallback_recovers(tmp_path: Path, feeds: np.ndarray,
     net.fc.bias.set_value(np.zeros([10], "float32"))  # the class follows the features
     a = _save(net, tmp_path / "a")
     b = _int8(a, tmp_path / "b", feeds)
-    np.savez(tmp_path / "x.npz", x=feeds)
+    np.savez(tmp_path / "x.npz", x=feeds[:32])
+    np.savez(tmp_path / "held.npz", x=feeds[32:])  # verified on inputs it never searched on
     res = cli("debug", str(a.path), str(b.path), "--inputs", str(tmp_path / "x.npz"),
-              "--out", str(tmp_path / "out"))
+              "--holdout", str(tmp_path / "held.npz"), "--out", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr[-2000:]
     assert "first jump: op #5 conv2d -> conv2d_1.tmp_0 (weight conv2d_1.w_0)" in res.stdout
-    assert "skip_tensors: [conv2d_1.w_0]" in res.stdout, res.stdout
+    assert "-o ptq.skip_tensors=[conv2d_1.w_0]" in res.stdout, res.stdout
     report = json.loads((tmp_path / "out" / "debug.json").read_text())
     fb = report["fallback"]
     assert fb["given_agreement"] < 0.8 and fb["baseline_agreement"] < 0.8, fb
     assert fb["skip_tensors"] == ["conv2d_1.w_0"] and fb["recovered"] >= 0.8, fb
-    assert fb["steps"][0]["agreement"] > 0.95, fb
+    assert fb["verified"] and fb["holdout_samples"] == 32 and fb["agreement"] > 0.95, fb
+    # fp32 alone, conv2d_1 wins everything back; the other convolutions nothing
+    alone = {s["skip_tensors"][0]: s["agreement"] for s in fb["steps"] if s["what"] == "layer"}
+    assert alone["conv2d_1.w_0"] > 0.95 > 0.5 > max(alone["conv2d_0.w_0"], alone["conv2d_2.w_0"])
     # conv2d_1's own INT8 error (its input's small channels wiped out) stands out
     qerr = {r["weight"]: r["quant_error"] for r in report["layers"] if r["op"] == "conv2d"}
     assert qerr["conv2d_1.w_0"] > 0.5 > 0.1 > max(qerr["conv2d_0.w_0"], qerr["conv2d_2.w_0"])
@@ -146,9 +150,10 @@ def test_onnx_conversion_with_a_perturbed_op(tmp_path: Path, feeds: np.ndarray) 
     assert bad.fallback is None
 
 
-def test_matmul_outlier_falls_back_to_int8_convs_only(tmp_path: Path, feeds: np.ndarray) -> None:
+def test_matmul_outlier_keeps_the_linear_layers_fp32(tmp_path: Path, feeds: np.ndarray) -> None:
     """When the damage is in a matmul (which oneDNN fuses into an INT8 fc whatever the skip
-    list says), skipping convs cannot help: the search then limits INT8 to the convs."""
+    list says), skipping convs cannot help: the search keeps the fc type fp32 instead
+    (onednn_int8_ops without fc), verified on held-out inputs."""
     net = three_conv()
     w3 = net.c3.weight.numpy()
     w3[0] *= 300  # fc's input gets an outlier channel that fc ignores
@@ -159,8 +164,10 @@ def test_matmul_outlier_falls_back_to_int8_convs_only(tmp_path: Path, feeds: np.
     net.fc.bias.set_value(np.zeros([10], "float32"))
     a = _save(net, tmp_path / "a")
     b = _int8(a, tmp_path / "b", feeds)
-    report = debug(a, b, [feeds])
+    report = debug(a, b, [feeds[:32]], holdout=[feeds[32:]])
     fb = report.fallback
     assert fb is not None and fb.baseline_agreement < 0.8, report.describe()
-    assert fb.onednn_int8_ops == ["conv2d"] and fb.recovered >= 0.8, report.describe()
-    assert "onednn_int8_ops: [conv2d]" in report.describe()
+    assert fb.fp32_types == ["linear layers (fc)"] and not fb.skip_tensors, report.describe()
+    assert "fc" not in fb.onednn_int8_ops and "conv2d" in fb.onednn_int8_ops
+    assert fb.verified and fb.recovered >= 0.8, report.describe()
+    assert "-o ptq.onednn_int8_ops=[conv2d," in report.describe()

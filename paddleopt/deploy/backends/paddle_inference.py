@@ -274,14 +274,18 @@ def resolve_onednn_int8(options: Options, precision: str) -> bool:
 
 
 # Op types Paddle 2.6.2's oneDNN quantization passes (cpu_quantize_placement/cpu_quantize)
-# can run in INT8. A name outside this list would make enable_mkldnn_int8 quantize nothing.
+# can run in INT8; any other name makes the predictor fail to build ("not supported by OneDNN
+# quantization": checked one by one on the 2.6.2 CPU wheel, which refuses conv2d_transpose,
+# mul, fused_reshape2, scale, sigmoid, gelu, relu and softmax). The names are those AFTER
+# oneDNN's fusions: a convolution fused with its batch norm or activation is a
+# ``fused_conv2d`` and runs INT8 only if that name is listed ("conv2d" alone then leaves it
+# fp32); matmul + bias is an ``fc``.
 ONEDNN_INT8_OP_TYPES = (
-    "conv2d", "depthwise_conv2d", "fused_conv2d", "conv2d_transpose", "fc", "matmul",
-    "matmul_v2", "fused_matmul", "mul", "pool2d", "concat", "prior_box", "transpose2",
-    "fused_transpose", "reshape2", "fused_reshape2", "slice", "split", "elementwise_add",
-    "elementwise_sub", "elementwise_mul", "fused_elementwise_add", "fused_elementwise_sub",
-    "fused_elementwise_mul", "nearest_interp", "nearest_interp_v2", "fusion_gru",
-    "fusion_lstm", "multi_gru", "scale", "sigmoid", "gelu", "relu", "softmax")
+    "conv2d", "depthwise_conv2d", "fused_conv2d", "fc", "matmul", "matmul_v2", "fused_matmul",
+    "pool2d", "concat", "prior_box", "transpose2", "fused_transpose", "reshape2", "slice",
+    "split", "elementwise_add", "elementwise_sub", "elementwise_mul", "fused_elementwise_add",
+    "fused_elementwise_sub", "fused_elementwise_mul", "nearest_interp", "nearest_interp_v2",
+    "fusion_gru", "fusion_lstm", "multi_gru")
 
 
 def check_onednn_int8_ops(ops: list[str]) -> tuple[str, str] | None:
