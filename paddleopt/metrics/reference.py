@@ -6,6 +6,11 @@ scores over classes, mask IoU for probability maps) or a user metric
 ``package.module:function`` called as ``function(outputs, reference_outputs) -> float``
 (higher is better, 1.0 = identical to fp32), e.g. ``paddleopt.metrics.ocr:ctc_agreement``.
 The fp32 model scores 1.0 by construction, so "accuracy drop" = 1 - score.
+
+``Labelled`` is the same contract for data *with* labels and a user metric: ``score(outputs)``
+calls ``function(outputs, labels) -> float`` (higher is better, e.g. exact decoded strings
+against the true text); the fp32 model is scored the same way, so the drop is fp32 - INT8.
+Both are what the ptq stage's search and record take where labels would be.
 """
 from __future__ import annotations
 
@@ -55,6 +60,7 @@ class Reference:
     metric: str | None = None  # None: the built-in agreement; else package.module:function
     inputs_from: str = ""  # where the held-out inputs came from (recorded)
     _fn: Any = field(default=None, repr=False)
+    label_free = True  # the fp32 model is the reference: it scores 1.0
 
     def __len__(self) -> int:
         return len(self.outputs[0])
@@ -70,3 +76,24 @@ class Reference:
         result["samples"] = len(self)
         result["inputs"] = self.inputs_from
         return result
+
+
+@dataclass
+class Labelled:
+    """Labels of held-out inputs, scored by a user metric ``function(outputs, labels)``."""
+
+    labels: Any  # as the data holds them: class ids, strings, boxes ... (the metric's business)
+    metric: str  # package.module:function
+    inputs_from: str = ""
+    _fn: Any = field(default=None, repr=False)
+    label_free = False
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def score(self, outputs: list[np.ndarray]) -> dict[str, Any]:
+        if self._fn is None:
+            self._fn = load_metric(self.metric, "evaluation.metric")
+        value = float(self._fn(outputs, self.labels))
+        return {"metric": self.metric, "score": value, "samples": len(self),
+                "inputs": self.inputs_from}

@@ -419,3 +419,52 @@ def test_null_onednn_int8_ops_keeps_old_fingerprints(tmp_path):
     assert fingerprint(step, "parent", the_plan.config) == now
     step.config_dict["onednn_int8_ops"] = ["fc"]  # a set list is part of the fingerprint
     assert fingerprint(step, "parent", the_plan.config) != now
+
+
+def test_user_metric_over_labels_judges_candidates_and_fp32_alike(attention, tmp_path,
+                                                                   monkeypatch):
+    """evaluation.metric with labelled data: the user's function(outputs, labels) gets the
+    model's outputs and the .npz's labels as saved (strings here, which top-1 could not
+    take); fp32 is scored by it too, and the drop is fp32 - INT8 in that metric."""
+    (tmp_path / "mymetrics.py").write_text(
+        "import numpy as np\n"
+        "CALLS = []\n"
+        "def named_class_accuracy(outputs, labels):\n"
+        "    CALLS.append((len(outputs), outputs[0].shape, labels.dtype.kind, len(labels)))\n"
+        "    names = np.array([f'class{i}' for i in outputs[0].argmax(-1)])\n"
+        "    return float(np.mean(names == labels))\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import mymetrics
+
+    data = np.load(attention / "data.npz")
+    named = np.array([f"class{i}" for i in data["labels"]])
+    named[::10] = "nothing"  # 10 of 96 labels no model output can match: fp32 scores 86/96
+    np.savez(tmp_path / "named.npz", x=data["x"], labels=named)
+    art = run_stage("ptq", {"model_dir": str(attention), "max_accuracy_drop": 0.05,
+                            "candidates": [{"algo": "hist"}],
+                            "calibration": {"source": "npz",
+                                            "path": str(attention / "calib.npz"),
+                                            "batch_size": 16, "count": 32},
+                            "evaluation": {"source": "npz",
+                                           "path": str(tmp_path / "named.npz"),
+                                           "metric": "mymetrics:named_class_accuracy"},
+                            "latency": QUICK_LATENCY}, None, tmp_path / "out")
+    m = art.manifest.metrics
+    assert m["accuracy_metric"] == "mymetrics:named_class_accuracy"
+    assert m["fp32_accuracy"] == pytest.approx(86 / 96)
+    assert m["heldout_fp32_accuracy"] == pytest.approx(86 / 96)
+    assert m["accuracy"] <= 86 / 96 + 1e-9 and m["accuracy_drop"] <= 0.05
+    assert m["accuracy_drop"] == pytest.approx(m["fp32_accuracy"] - m["accuracy"], abs=1e-6)
+    assert m["eval_samples"] == 96
+    # every call got all outputs [96, 3] and the 96 string labels: search (fp32, hist) and
+    # the final record (INT8, fp32)
+    assert set(mymetrics.CALLS) == {(1, (96, 3), "U", 96)}
+    assert len(mymetrics.CALLS) >= 4
+
+
+def test_user_metric_needs_evaluation_data(tmp_path):
+    from paddleopt.stages._ptq.config import EvaluationConfig
+
+    assert EvaluationConfig(source="npz", path="x.npz", metric="a.b:c").validate() is None
+    problem = EvaluationConfig(source="none", metric="a.b:c").validate()
+    assert problem and "needs evaluation data" in problem[0]

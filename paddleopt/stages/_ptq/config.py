@@ -64,8 +64,10 @@ class EvaluationConfig:
             calibration data after its first ``calibration.count`` samples; "accuracy" is
             then the agreement score, see paddleopt.metrics.reference) or none (accuracy not
             measured; needs max_accuracy_drop: null).
-        metric: with agreement: a user metric ``package.module:function(outputs,
-            reference_outputs) -> float`` (1.0 = same as fp32) instead of the built-in one.
+        metric: a user metric ``package.module:function`` (higher is better) instead of
+            the built-in one: with agreement ``function(outputs, reference_outputs)``
+            (1.0 = same as fp32); with labels (npz, pipeline) ``function(outputs, labels)``
+            (the npz's ``labels`` array as saved: strings, boxes, ...), fp32 scored alike.
         path: the .npz file.
         count: samples scored per candidate (null: all).
     """
@@ -73,14 +75,14 @@ class EvaluationConfig:
     source: Literal["pipeline", "npz", "none", "agreement"] = "pipeline"
     path: str | None = None
     count: int | None = 2000
-    metric: str | None = None  # agreement: package.module:function(outputs, reference)
+    metric: str | None = None  # package.module:function(outputs, reference or labels)
 
     def validate(self) -> tuple[str, str] | None:
         if self.source == "npz" and not self.path:
             return "evaluation.source npz needs evaluation.path", "set path to the .npz file"
-        if self.metric is not None and self.source != "agreement":
-            return ("evaluation.metric is used with source: agreement",
-                    "set evaluation.source: agreement, or remove metric")
+        if self.metric is not None and self.source == "none":
+            return ("evaluation.metric needs evaluation data",
+                    "set evaluation.source: agreement (no labels), npz or pipeline")
         if self.metric is not None and ":" not in self.metric:
             return (f"evaluation.metric '{self.metric}' is not package.module:function",
                     "e.g. metric: paddleopt.metrics.ocr:ctc_agreement")

@@ -74,15 +74,27 @@ class PTQData:
         if ev.source == "agreement":
             return self.agreement_set()
         if ev.source == "npz":
-            return npz_eval(Path(str(ev.path)), self.input_names(), ev.count)
+            feeds, labels = npz_eval(Path(str(ev.path)), self.input_names(), ev.count,
+                                     raw_labels=ev.metric is not None)
+            return self.labelled(feeds, labels, f"{ev.path} labels")
         data = self.pipeline_data()
         if final:
-            return data.eval_feeds(ev.count)
+            return self.labelled(*data.eval_feeds(ev.count), "pipeline eval split")
         if hasattr(data, "val_feeds"):  # text data: padded ids of the validation texts
-            return data.val_feeds(ev.count)
+            return self.labelled(*data.val_feeds(ev.count), "pipeline validation split")
         from paddleopt.stages._compress import held_out
 
-        return held_out(data, ev.count or 10 ** 9)
+        return self.labelled(*held_out(data, ev.count or 10 ** 9), "pipeline validation split")
+
+    def labelled(self, feeds: list[np.ndarray], labels: Any, where: str
+                 ) -> tuple[list[np.ndarray], Any]:
+        """With ``evaluation.metric`` the labels go to the user's function(outputs, labels)
+        (``metrics.reference.Labelled``); without one they stay class ids for top-1."""
+        if self.cfg.evaluation.metric is None:
+            return feeds, labels
+        from paddleopt.metrics.reference import Labelled
+
+        return feeds, Labelled(labels, self.cfg.evaluation.metric, where)
 
 
     # -- label-free accuracy (evaluation.source: agreement) ----------------------------------
@@ -139,8 +151,10 @@ class PTQData:
                 for f in feeds], what
 
 
-def npz_eval(path: Path, names: list[str], count: int | None
+def npz_eval(path: Path, names: list[str], count: int | None, raw_labels: bool = False
              ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Inputs and ``labels`` of an evaluation .npz: class ids (int64, flat), or with
+    ``raw_labels`` the array as saved (a user metric's labels: strings, boxes, ...)."""
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as exc:
@@ -153,5 +167,7 @@ def npz_eval(path: Path, names: list[str], count: int | None
                             "save one array per model input, named like the input, plus "
                             "'labels'.")
         feeds = [data[n][:count] for n in names]
-        labels = data["labels"][:count].astype(np.int64).reshape(-1)
+        labels = data["labels"][:count]
+        if not raw_labels:
+            labels = labels.astype(np.int64).reshape(-1)
     return feeds, labels

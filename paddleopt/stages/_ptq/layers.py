@@ -105,7 +105,8 @@ class Quantizer:
         x, y = data
         x = [f[:self.cfg.sensitivity_samples] for f in x]
         ref = _int8.logits(self.fp32_predictor(), x)
-        # Without labels (fp32 agreement) a layer's "accuracy" is its top-1 agreement.
+        # Without class labels (fp32 agreement, or labels only a user metric reads) a
+        # layer's "accuracy" is its top-1 agreement with fp32.
         y = ref.argmax(-1) if hasattr(y, "score") else y[:self.cfg.sensitivity_samples]
         scale = float(np.abs(ref).mean()) or 1.0
         weights = [layer["weight"] for layer in layers]

@@ -70,15 +70,18 @@ class Recorder:
                         "batch_size": cfg.latency.batch_size,
                         "threads": cfg.latency.threads},
             "speedup_vs_fp32": chosen["speedup_vs_fp32"]}
-        if final is not None and hasattr(final[1], "score"):  # label-free: fp32 agreement
+        if final is not None and hasattr(final[1], "score"):  # fp32 agreement / user metric
             from paddleopt.metrics.reference import run_all
 
             x, ref = final
             int8_pred = _int8.predictor(art, cfg.latency.threads)
             scored = ref.score(run_all(int8_pred, x))
-            metrics.update(accuracy=scored["score"], fp32_accuracy=1.0,
+            # agreement: fp32 is the reference (1.0); a metric over labels scores fp32 too
+            fp32 = 1.0 if ref.label_free else ref.score(
+                run_all(self.quantizer.fp32_predictor(), x))["score"]
+            metrics.update(accuracy=scored["score"], fp32_accuracy=fp32,
                            accuracy_metric=scored["metric"], eval_samples=len(ref),
-                           accuracy_drop=round(1.0 - scored["score"], 6))
+                           accuracy_drop=round(fp32 - scored["score"], 6))
             manifest.checks["int8_vs_fp32"] = scored
         elif final is not None:
             x, y = final

@@ -50,7 +50,7 @@ class PTQRun:
         out: dict[str, Any] = {}
         if data is not None:
             feeds, labels = data
-            if hasattr(labels, "score"):  # a metrics.reference.Reference: fp32 agreement
+            if hasattr(labels, "score"):  # Reference (fp32 agreement) / Labelled (metric)
                 from paddleopt.metrics.reference import run_all
 
                 scored = labels.score(run_all(pred, feeds))
@@ -91,8 +91,9 @@ class PTQRun:
                              "set evaluation.source: agreement (fp32 agreement, no labels), "
                              "pipeline or npz.")
         baseline = self.measure(self.src, data, paired=False)
-        label_free = data is not None and hasattr(data[1], "score")
-        score_name = "fp32 agreement" if label_free else "accuracy"
+        label_free = data is not None and getattr(data[1], "label_free", False)
+        score_name = "fp32 agreement" if label_free else (
+            data[1].metric if data is not None and hasattr(data[1], "score") else "accuracy")
         if label_free:  # fp32 is the reference
             measured = f"the reference for agreement on {_count(data)} held-out samples"
         else:
