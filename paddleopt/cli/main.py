@@ -274,7 +274,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               allow_reload=not args.no_reload_api, request_timeout_s=args.timeout,
               body_timeout_s=args.body_timeout,
               isolate_reloads=not args.no_isolate_reloads, model_name=args.model_name,
-              http=args.http, loop=args.loop,
+              http=args.http, loop=args.loop, shapes=_shapes(args),
               log_level="info" if args.verbose else "warning")
     return 0
 
@@ -503,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "/reload) with dynamic batching and hot reload")
     p.add_argument("artifact", nargs="?", help="artifact folder (or -c, or --watch)")
     _add_config(p, required=False)
+    _add_shape_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--workers", type=int, default=2,

@@ -81,9 +81,14 @@ class ModelManager:
 
     def __init__(self, cache: PredictorCache, backend: str | None = None,
                  options: dict[str, Any] | None = None, probe: bool = True,
-                 default_threads: int | None = None, isolate_reloads: bool = False) -> None:
+                 default_threads: int | None = None, isolate_reloads: bool = False,
+                 shapes: dict[str, Any] | None = None) -> None:
         """``isolate_reloads``: load and probe every model after the first in a child process
-        before loading it here (for predictors that live in the server process)."""
+        before loading it here (for predictors that live in the server process). ``shapes``:
+        the shapes of dynamic inputs (``--shape``), applied to every version loaded."""
+        from paddleopt.artifact.shapes import parse_shapes
+
+        self.shapes = parse_shapes(shapes, "--shape") if shapes else {}
         self.cache = cache
         self.isolate_reloads = isolate_reloads
         self.backend = backend
@@ -169,6 +174,10 @@ class ModelManager:
         from paddleopt.artifact import Artifact
 
         artifact = Artifact.open(path)
+        if self.shapes:  # the probe and the warm-up run at these, not at an invented size
+            from paddleopt.artifact.shapes import apply_shapes
+
+            apply_shapes(artifact.manifest, self.shapes, "--shape")
         # A corrupted or half-copied file is refused before loading, and so is a manifest
         # without sha256s (it would let any file change go unnoticed).
         artifact.verify()

@@ -57,6 +57,9 @@ class ServeConfig:
         loop: the event loop: "uvloop" (libuv), "asyncio" or "auto" (uvloop when installed).
         model_name: the model's name in the v2 protocol (/v2/models/NAME); default: the
             artifact folder's name (the watched folder's with --watch).
+        shapes: input name -> shape or {min, opt, max} for inputs with dynamic dimensions
+            (``--shape x=1x3x48x320``, as bench/convert take it): the probe and warm-up
+            input of every loaded version; recorded on its inputs like any other command.
     """
 
     host: str = "127.0.0.1"
@@ -83,6 +86,7 @@ class ServeConfig:
     http: Literal["auto", "httptools", "h11"] = "auto"
     loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     log_level: str = "warning"
+    shapes: dict[str, Any] | None = None
 
     def validate(self) -> tuple[str, str] | None:
         if self.model_name is not None and (not self.model_name or "/" in self.model_name):
@@ -126,7 +130,7 @@ class Service:
         isolate = cfg.isolate_reloads and cfg.executor == "thread"
         self.manager = ModelManager(self.cache, cfg.backend, cfg.options, cfg.probe,
                                     default_threads=_default_threads(cfg),
-                                    isolate_reloads=isolate)
+                                    isolate_reloads=isolate, shapes=cfg.shapes)
         self.watcher = DirectoryWatcher(self.manager, cfg.watch, cfg.watch_interval_s) \
             if cfg.watch else None
         if artifact is None:

