@@ -16,9 +16,11 @@ with oneDNN, Paddle picks its own GRU kernel.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 # model_dir -> (program bytes, parameter bytes) or None (nothing to rewrite). Built once per
 # process; forked workers inherit it.
@@ -50,7 +52,7 @@ def _rewrite(model_dir: str) -> tuple[bytes, bytes] | None:
     try:
         scope = static.Scope()
         exe = static.Executor(paddle.CPUPlace())
-        with static.scope_guard(scope):
+        with static.scope_guard(scope), _quiet(static):
             program, feed_names, fetch_vars = static.load_inference_model(
                 model_dir, exe, model_filename="__model__", params_filename=None)
             if not _fuse_grus(program, scope):
@@ -62,6 +64,19 @@ def _rewrite(model_dir: str) -> tuple[bytes, bytes] | None:
     finally:
         if was_dynamic:
             paddle.disable_static()
+
+
+@contextlib.contextmanager
+def _quiet(static: Any) -> Iterator[None]:
+    """Hide paddle's warning that LAC's separate-file layout is "the old way": it is the
+    layout the lac package ships."""
+    logger = static.io._logger
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _fuse_grus(program: Any, scope: Any) -> int:
