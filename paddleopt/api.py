@@ -327,12 +327,16 @@ def check_config(config: str | Path | dict, overrides: list[str] | None = None,
 
 def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
           options: dict[str, Any] | None = None, top_k: int = 1,
-          preprocess: dict[str, Any] | None = None) -> list[dict]:
+          preprocess: dict[str, Any] | None = None, char_dict: str | None = None
+          ) -> list[dict]:
     """Predictions for raw inputs (image files or .npy arrays), using the manifest's
     preprocessing so no training config is needed. ``preprocess`` overrides entries of it for
     image files (e.g. ``{"invert": True}``, ``{"size": [32, 32]}``, mean/std); .npy/.npz
     inputs must already be preprocessed. Images whose brightness is unlike the training
-    images' get a warning on the paddleopt logger (and in each result's ``warnings``)."""
+    images' get a warning on the paddleopt logger (and in each result's ``warnings``).
+    OCR outputs get OCR answers (``paddleopt.deploy.ocr_outputs``): a CTC recogniser's text
+    (characters from ``char_dict``, PaddleOCR's keys file, or the folder's inference.yml), a
+    text detector's boxes; classifiers keep ``predictions`` (top-k)."""
     import numpy as np
 
     from paddleopt.deploy.inputs import load_inputs
@@ -349,6 +353,11 @@ def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
     for line in warnings:
         logging.getLogger("paddleopt").warning("warning: %s", line)
     logits = np.asarray(predictor.run(feeds)[0])
+    answers = _ocr_answers(art, logits, char_dict)
+    if answers is not None:  # a recogniser's text / a detector's boxes, not top-k classes
+        return [{"input": name, **answer,
+                 "warnings": [w for w in warnings if w.startswith(f"{name}: ")]}
+                for name, answer in zip(names, answers)]
     classes = int(np.prod(logits.shape[1:]))
     if top_k > classes:
         raise UserError(f"top_k is {top_k}, but the model scores {classes} classes.",
@@ -357,6 +366,26 @@ def infer(artifact: str | Path, inputs: list[str], backend: str | None = None,
     return [{"input": name, "predictions": preds,
              "warnings": [w for w in warnings if w.startswith(f"{name}: ")]}
             for name, preds in zip(names, best)]
+
+
+def _ocr_answers(art: Any, output: Any, char_dict: str | None) -> list[dict] | None:
+    from paddleopt.deploy import ocr_outputs
+
+    kind = ocr_outputs.kind_of(output)
+    if kind == "map":
+        return ocr_outputs.map_answers(output)
+    if kind != "ctc":
+        if char_dict:
+            raise UserError(f"--dict is for text recognisers ([N, T, classes] outputs); this "
+                            f"model outputs {list(output.shape)}.", "drop --dict.")
+        return None
+    keys = ocr_outputs.read_keys(char_dict) if char_dict else None
+    if keys is None and art.manifest.model.get("character_dict_size"):
+        from paddleopt.artifact.preprocess_files import read_character_dict
+
+        keys = read_character_dict(art.path / art.manifest.model["preprocess_file"])
+    charset = ocr_outputs.charset_for(output.shape[-1], list(keys)) if keys else None
+    return ocr_outputs.ctc_answers(output, charset)
 
 
 def serve(artifact: str | Path | None = None, ready: Any = None, **settings: Any) -> None:

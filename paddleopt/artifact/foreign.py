@@ -30,6 +30,10 @@ def wrap_inference_dir(folder: Path) -> Manifest:
         model["preprocess_file"] = read["file"]
         if read["notes"]:
             model["preprocess_notes"] = read["notes"]
+        if read.get("postprocess"):  # e.g. CTCLabelDecode (its characters stay in the file)
+            model["postprocess"] = read["postprocess"]
+        if read.get("character_dict_size"):
+            model["character_dict_size"] = read["character_dict_size"]
     manifest = Manifest(
         kind="inference",
         files=files,
@@ -40,7 +44,12 @@ def wrap_inference_dir(folder: Path) -> Manifest:
         preprocess=preprocess,
         labels=labels,
     )
-    _shape_from_preprocess(manifest)
+    if pre_file is not None and read.get("shapes"):  # the exporter's own min/opt/max
+        from paddleopt.artifact.shapes import apply_shapes
+
+        apply_shapes(manifest, read["shapes"], f"{pre_file.name} Hpi dynamic shapes")
+    else:
+        _shape_from_preprocess(manifest)
     return manifest
 
 

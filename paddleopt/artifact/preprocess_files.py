@@ -1,6 +1,8 @@
 """Read the preprocessing file an exporter wrote next to its inference model.
 
-PaddleClas (``inference_cls.yaml`` / a deploy config), PaddleX (``inference.yml``) and
+PaddleClas (``inference_cls.yaml`` / a deploy config), PaddleX (``inference.yml``),
+PaddleOCR (``inference.yml``: ``PreProcess.transform_ops`` of its Eval transforms,
+``PostProcess`` with the recogniser's ``character_dict``, ``Hpi`` min/opt/max shapes) and
 PaddleDetection (``infer_cfg.yml``) each describe how an image becomes the model's input.
 This maps the common transforms onto paddleopt's image preprocess (``size``, ``channels``,
 ``mean``, ``std``, ``resize``, ``resize_short``) and the label list, so ``infer``, ``serve``
@@ -43,9 +45,28 @@ def read_preprocess_file(path: Path) -> dict[str, Any]:
     ops = _transform_ops(data)
     pre: dict[str, Any] = {"type": "image", "channels": 3}
     notes: list[str] = []
+    shapes = _hpi_shapes(data)
     for name, args in ops:
         args = args or {}
-        if name in ("ResizeImage", "Resize"):
+        if name in ("RecResizeImg", "ClsResizeImg"):  # PaddleOCR recogniser / direction cls
+            c, h, w = (int(v) for v in args.get("image_shape", [3, 48, 320]))
+            pre.update(size=[h, w], channels=c, mean=[0.5] * c, std=[0.5] * c)
+            notes.append(f"{name} keeps the aspect ratio at height {h} and pads the right "
+                         f"up to width {w}; paddleopt resizes to {h}x{w}")
+        elif name == "DetResizeForTest":  # PaddleOCR detector: sides follow the image
+            if "image_shape" in args:
+                pre["size"] = [int(v) for v in args["image_shape"][-2:]]
+            elif shapes:
+                pre["size"] = list(next(iter(shapes.values()))["opt"][-2:])
+            detail = ", ".join(f"{k} {v}" for k, v in args.items())
+            notes.append(f"DetResizeForTest ({detail or 'defaults'}: sides follow each image, "
+                         f"multiples of 32) approximated by a fixed "
+                         f"{'x'.join(map(str, pre.get('size', ['?', '?'])))} resize")
+        elif name == "DecodeImage" and str(args.get("img_mode", "RGB")).upper() == "BGR":
+            notes.append("DecodeImage img_mode BGR: paddleopt feeds RGB channels")
+        elif name.endswith("LabelEncode") or name in ("KeepKeys", "DetLabelEncode"):
+            continue  # training-time label ops PaddleOCR copies from its Eval transforms
+        elif name in ("ResizeImage", "Resize"):
             if "resize_short" in args:
                 pre["resize_short"] = int(args["resize_short"])
             size = args.get("size") or args.get("target_size")
@@ -85,7 +106,39 @@ def read_preprocess_file(path: Path) -> dict[str, Any]:
     if glob.get("grayscale"):
         pre["channels"] = 1
     labels = _labels(data)
-    return {"preprocess": pre, "labels": labels, "notes": notes, "file": path.name}
+    post = data.get("PostProcess") if isinstance(data.get("PostProcess"), dict) else {}
+    chars = post.get("character_dict")
+    return {"preprocess": pre, "labels": labels, "notes": notes, "file": path.name,
+            "shapes": shapes, "postprocess": post.get("name"),
+            "character_dict_size": len(chars) if isinstance(chars, list) else None}
+
+
+def read_character_dict(path: Path) -> list[str] | None:
+    """A PaddleOCR recogniser's characters from its ``inference.yml`` (None when absent)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    post = data.get("PostProcess") if isinstance(data, dict) else None
+    chars = post.get("character_dict") if isinstance(post, dict) else None
+    return [str(c) for c in chars] if isinstance(chars, list) else None
+
+
+def _hpi_shapes(data: dict[str, Any]) -> dict[str, dict[str, list[int]]]:
+    """PaddleOCR/PaddleX ``Hpi.backend_configs.{paddle_infer.trt_dynamic_shapes |
+    tensorrt.dynamic_shapes}: {x: [min, opt, max]}`` -> ``{x: {min, opt, max}}``."""
+    hpi = data.get("Hpi") if isinstance(data.get("Hpi"), dict) else {}
+    configs = hpi.get("backend_configs") or hpi.get("backend_config") or {}
+    for backend, key in (("paddle_infer", "trt_dynamic_shapes"), ("tensorrt", "dynamic_shapes"),
+                         ("paddle_tensorrt", "dynamic_shapes")):
+        found = (configs.get(backend) or {}).get(key) if isinstance(configs, dict) else None
+        if isinstance(found, dict):
+            return {str(name): {"min": [int(v) for v in rng[0]], "opt": [int(v) for v in rng[1]],
+                                "max": [int(v) for v in rng[2]]}
+                    for name, rng in found.items() if isinstance(rng, list) and len(rng) == 3}
+    return {}
 
 
 def _transform_ops(data: dict[str, Any]) -> list[tuple[str, dict | None]]:
@@ -112,6 +165,8 @@ def _labels(data: dict[str, Any]) -> list[str]:
     if isinstance(data.get("label_list"), list):
         return [str(v) for v in data["label_list"]]
     post = data.get("PostProcess") or {}
+    if isinstance(post, dict) and isinstance(post.get("label_list"), list):  # PaddleOCR cls
+        return [str(v) for v in post["label_list"]]
     if isinstance(post, dict):
         for value in post.values():
             if isinstance(value, dict) and isinstance(value.get("label_list"), list):

@@ -218,13 +218,14 @@ def cmd_infer(args: argparse.Namespace) -> int:
     artifact = _artifact_arg(args)
     results = api.infer(artifact, args.inputs, backend=args.backend,
                         options=_backend_options(args), top_k=args.top_k,
-                        preprocess=_preprocess_overrides(args))
+                        preprocess=_preprocess_overrides(args), char_dict=args.dict)
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:
+        from paddleopt.deploy.ocr_outputs import describe
+
         for r in results:
-            preds = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in r["predictions"])
-            print(f"{r['input']}: {preds}")
+            print(f"{r['input']}: {describe(r)}")
     return 0
 
 
@@ -485,6 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p, required=False)
     p.add_argument("--top-k", type=int, default=1,
                    help="print the K most likely classes with their softmax scores")
+    p.add_argument("--dict", metavar="KEYS.txt",
+                   help="a text recogniser's characters (PaddleOCR's keys file, one per "
+                        "line): prints the decoded text (default: the folder's inference.yml "
+                        "PostProcess.character_dict)")
     p.add_argument("--invert", nargs="?", const="on", choices=("on", "off"),
                    help="flip light and dark before the model sees the image (e.g. a "
                         "black-on-white drawing for a model trained on white-on-black MNIST); "
