@@ -146,8 +146,9 @@ class ErnieTextEncoder:
 
             # oneDNN off: with oneDNN, LAC's segmentation of a text can change after the
             # predictor has seen many batch shapes (14 of 500 texts differed after ~40 calls;
-            # native kernels never differ), and ids must not depend on what ran before. It
-            # costs LAC 2.8x on batches (871 -> 309 texts/s), nothing on single texts.
+            # native kernels never differ), and ids must not depend on what ran before. With
+            # the batched GRU (lac_fuse) native costs LAC ~1.4x on batches (one-off, 2,000
+            # reviews: 541 vs 738 texts/s for oneDNN; Paddle's per-text GRU: 369).
             self._lac = LAC(mode="seg", cpu_threads=1, use_onednn=LAC_ONEDNN)
         return self._lac
 
