@@ -30,10 +30,9 @@ class ExportConfig:
         if self.parity_samples < 1 or self.batch_size < 1:
             return "export.parity_samples and export.batch_size must be >= 1", \
                 "use e.g. parity_samples: 64"
-        if not self.file_prefix or "/" in self.file_prefix or "." in self.file_prefix:
-            return (f"export.file_prefix must be a plain file stem, got {self.file_prefix!r}",
-                    "use model or inference")
-        return None
+        from paddleopt.artifact.naming import check_file_prefix
+
+        return check_file_prefix("export", self.file_prefix)
 
 
 class ExportStage(Stage):
@@ -65,11 +64,9 @@ class ExportStage(Stage):
                                        files={"model": f"{stem}.pdmodel",
                                               "params": f"{stem}.pdiparams"})
         if cfg.preprocess_file:
-            from paddleopt.artifact.preprocess_files import write_preprocess_file
+            from paddleopt.artifact.naming import deploy_names
 
-            written = write_preprocess_file(out_dir, manifest.preprocess, manifest.labels)
-            if written is not None:
-                manifest.files["preprocess"] = written.name
+            deploy_names(out_dir, manifest, stem, preprocess_file=True)
         manifest.metrics.update({k: v for k, v in src.manifest.metrics.items()
                                  if k in ("accuracy", "eval_samples", "params", "flops")})
         feeds, source = sample_inputs(src, cfg.parity_samples, ctx)

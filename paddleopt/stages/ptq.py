@@ -114,7 +114,11 @@ class PTQStage(Stage):
                                 "point it at a Paddle inference model folder.")
         assert src is not None
         _shapes_from_calibration(cfg, src)
-        return _Run(cfg, src, out_dir, ctx).execute()
+        manifest = _Run(cfg, src, out_dir, ctx).execute()
+        from paddleopt.artifact.naming import deploy_names
+
+        deploy_names(out_dir, manifest, cfg.file_prefix, cfg.preprocess_file)
+        return manifest
 
 
 def _shapes_from_calibration(cfg: PTQConfig, src: Artifact) -> None:

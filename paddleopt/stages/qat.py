@@ -39,6 +39,8 @@ class QATStageConfig:
         verify_int8: run the saved model under oneDNN INT8 and fail if no INT8 kernel runs.
         latency: time the INT8 model at this batch size (``{batch_size, threads, ...}``);
             null: no timing. (Side by side with fp32: ptq's candidates or the benchmark.)
+        file_prefix: the result's file stem (inference: PaddleClas deploy / FastDeploy).
+        preprocess_file: also write the image preprocess as an inference.yml beside it.
     """
 
     weight_quantize_type: Literal["channel_wise_abs_max", "abs_max"] = "channel_wise_abs_max"
@@ -51,8 +53,14 @@ class QATStageConfig:
     eval_samples: int | None = None
     verify_int8: bool = True
     latency: LatencyConfig | None = None
+    file_prefix: str = "model"
+    preprocess_file: bool = False
 
     def validate(self) -> tuple[str, str] | None:
+        from paddleopt.artifact.naming import check_file_prefix
+
+        if check_file_prefix("qat", self.file_prefix):
+            return check_file_prefix("qat", self.file_prefix)
         if not 0 < self.moving_rate < 1:
             return f"moving_rate must be in (0, 1), got {self.moving_rate}", \
                 "use e.g. moving_rate: 0.9"
@@ -83,8 +91,12 @@ class QATStage(FinetuneStage):
         info = run_qat(src, out_dir, data, cfg, ctx, save=is_rank0())
         if not is_rank0():
             return rank_manifest(info["fit"])  # rank 0 saves, verifies and describes the model
-        return finish_int8_manifest(src, out_dir, data, cfg.eval_samples, cfg.verify_int8,
-                                    cfg.latency, ctx, info)
+        manifest = finish_int8_manifest(src, out_dir, data, cfg.eval_samples, cfg.verify_int8,
+                                        cfg.latency, ctx, info)
+        from paddleopt.artifact.naming import deploy_names
+
+        deploy_names(out_dir, manifest, cfg.file_prefix, cfg.preprocess_file)
+        return manifest
 
 
 def run_qat(src: Artifact, out_dir: Path, data: object, cfg: QATStageConfig,

@@ -204,6 +204,9 @@ class PTQConfig:
             latency.batch_size) is below this; null: record it only.
         keep_candidates: keep every candidate's model under candidates/ (default: only the
             chosen one is kept, as the artifact).
+        file_prefix: the result's file stem: model.pdmodel, or inference.pdmodel as PaddleClas
+            deploy / FastDeploy expect (as export's).
+        preprocess_file: also write the image preprocess as an inference.yml beside it.
     """
 
     model_dir: str | None = None
@@ -227,8 +230,14 @@ class PTQConfig:
     verify_int8: bool = True
     min_speedup: float | None = None
     keep_candidates: bool = False
+    file_prefix: str = "model"
+    preprocess_file: bool = False
 
     def validate(self) -> tuple[str, str] | None:
+        from paddleopt.artifact.naming import check_file_prefix
+
+        if check_file_prefix("ptq", self.file_prefix):
+            return check_file_prefix("ptq", self.file_prefix)
         if self.max_accuracy_drop is not None and not 0 <= self.max_accuracy_drop < 1:
             return (f"max_accuracy_drop must be in [0, 1), got {self.max_accuracy_drop}",
                     "give the allowed absolute drop, e.g. 0.005 for half a point")
