@@ -163,9 +163,9 @@ def static_distill(model_dir: str | Path, out_dir: str | Path, batches: list[tup
         targets = distill_targets(program, fetch_names, nodes)
         feed = lambda b: dict(zip(feed_names, (np.asarray(a) for a in b)))  # noqa: E731
         teacher = [exe.run(program, feed=feed(b), fetch_list=targets) for b in batches]
+        if prune:  # pruned as an inference program, then made trainable
+            program = _prune(program, scope, place, prune)
         student = trainable_student(program)
-        if prune:
-            _prune(student, scope, place, prune)
         test = student.clone(for_test=True)
         if quant is not None:
             from paddleslim.quant import quant_aware
@@ -178,7 +178,11 @@ def static_distill(model_dir: str | Path, out_dir: str | Path, batches: list[tup
             for b in batches[:max(1, calib_batches)]:
                 exe.run(calib, feed=feed(b), fetch_list=[])
         startup = paddle.static.Program()
-        with paddle.static.program_guard(student, startup):
+        # A fresh name prefix: the loaded program already holds vars named tmp_0, tmp_1, ...
+        # (dygraph-to-static exports), and the loss ops' default names would collide with
+        # them (seen as gradient shape errors in a sum op).
+        with paddle.static.program_guard(student, startup), \
+                paddle.utils.unique_name.guard("distill_"):
             block = student.global_block()
             total = None
             for i, (name, ref) in enumerate(zip(targets, teacher[0])):
@@ -238,7 +242,7 @@ def static_distill(model_dir: str | Path, out_dir: str | Path, batches: list[tup
     return report
 
 
-def _prune(program: Any, scope: Any, place: Any, ratios: dict[str, float]) -> None:
+def _prune(program: Any, scope: Any, place: Any, ratios: dict[str, float]) -> Any:
     """Remove the lowest-L1 output channels of each named conv weight (and what depends on
     them) from the program and the weights in ``scope``."""
     from paddleslim.prune import Pruner
@@ -250,5 +254,7 @@ def _prune(program: Any, scope: Any, place: Any, ratios: dict[str, float]) -> No
     if any(not 0 <= r < 1 for r in ratios.values()):
         raise UserError("prune ratios must be in [0, 1).", "use e.g. 0.5 for half the "
                         "output channels.")
-    Pruner("l1_norm").prune(program, scope, params=list(ratios), ratios=list(ratios.values()),
-                            place=place, only_graph=False)
+    pruned, _, _ = Pruner("l1_norm").prune(program, scope, params=list(ratios),
+                                           ratios=list(ratios.values()), place=place,
+                                           only_graph=False)
+    return pruned

@@ -4,7 +4,8 @@ Adding a stage is one module plus one row (see docs/ARCHITECTURE.md). Code that 
 by what they do asks for a role, never for a list of names:
 
 * ``train``: makes the weights (a checkpoint) from data;
-* ``compress``: changes a checkpoint's weights or structure (prune, sparsify, distill);
+* ``compress``: changes a model's weights or structure (prune, sparsify, distill on
+  checkpoints; prune_distill on inference models);
 * ``quantize``: produces an int8 model (qat, ptq, qat_distill); conversions check what it wrote;
 * ``export``: checkpoint -> Paddle inference model, the format boundary (``paddleopt export``);
 * ``convert``: inference model -> a deployment format for a target (onnx, a Lite target); these
@@ -36,6 +37,8 @@ CATALOG: dict[str, Entry] = {
     "prune": Entry("paddleopt.stages.prune:PruneStage", "compress", "slim"),
     "sparsify": Entry("paddleopt.stages.sparsify:SparsifyStage", "compress", "slim"),
     "distill": Entry("paddleopt.stages.distill:DistillStage", "compress", "slim"),
+    "prune_distill": Entry("paddleopt.stages.prune_distill:PruneDistillStage", "compress",
+                           "slim"),
     "qat": Entry("paddleopt.stages.qat:QATStage", "quantize", "slim"),
     "export": Entry("paddleopt.stages.export:ExportStage", "export"),
     "early_exit": Entry("paddleopt.stages.early_exit:EarlyExitStage", "export"),
