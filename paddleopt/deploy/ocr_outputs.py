@@ -52,12 +52,12 @@ def read_keys(path: str | Path) -> list[str]:
 
 
 def ctc_answers(scores: np.ndarray, charset: list[str] | None) -> list[dict[str, Any]]:
+    from paddleopt.metrics.ocr import ctc_kept
+
     out = []
     for row in np.asarray(scores):
         ids = row.argmax(-1)
-        keep = np.ones(len(ids), dtype=bool)
-        keep[1:] = ids[1:] != ids[:-1]
-        keep &= ids != 0
+        keep = ctc_kept(ids)
         conf = float(row.max(-1)[keep].mean()) if keep.any() else 0.0
         answer: dict[str, Any] = {"confidence": round(conf, 4)}
         if charset is not None:

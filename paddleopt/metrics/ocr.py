@@ -73,10 +73,16 @@ def ctc_greedy_decode(scores: np.ndarray, charset: Sequence[str]) -> list[str]:
                          f"{len(charset)} (blank + keys + space?)")
     out = []
     for ids in scores.argmax(-1):
-        keep = np.ones(len(ids), dtype=bool)
-        keep[1:] = ids[1:] != ids[:-1]
-        out.append("".join(charset[i] for i in ids[keep & (ids != 0)]))
+        out.append("".join(charset[i] for i in ids[ctc_kept(ids)]))
     return out
+
+
+def ctc_kept(ids: np.ndarray) -> np.ndarray:
+    """Greedy CTC: which time steps of the argmax ``ids`` are characters (the first of each
+    run of repeats, not blank 0)."""
+    keep = np.ones(len(ids), dtype=bool)
+    keep[1:] = ids[1:] != ids[:-1]
+    return keep & (ids != 0)
 
 
 def exact_match(predicted: Sequence[str], expected: Sequence[str], strip: bool = True
@@ -112,12 +118,8 @@ def ctc_agreement(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]
     decoded strings agree (no charset needed: equal collapsed id sequences = equal text).
     A ``paddleopt.metrics.reference`` user metric for recognisers."""
     def collapse(scores: np.ndarray) -> list[tuple[int, ...]]:
-        out = []
-        for ids in np.asarray(scores).argmax(-1):
-            keep = np.ones(len(ids), dtype=bool)
-            keep[1:] = ids[1:] != ids[:-1]
-            out.append(tuple(int(i) for i in ids[keep & (ids != 0)]))
-        return out
+        return [tuple(int(i) for i in ids[ctc_kept(ids)])
+                for ids in np.asarray(scores).argmax(-1)]
 
     got, ref = collapse(outputs[0]), collapse(reference[0])
     return float(np.mean([g == r for g, r in zip(got, ref)]))
