@@ -40,8 +40,7 @@ def describe_fallback(fb: Fallback) -> list[str]:
     kept = [f"{len(fb.skip_tensors)} of {fb.int8_convs} convolutions"]
     if fb.fp32_types:
         kept.append(" and ".join(fb.fp32_types))
-    lines.append(f"ptq setting (fp32: {'; '.join(kept)}): "
-                 + " ".join(f"-o ptq.{p}" for p in parts))
+    lines.append(f"ptq setting (fp32: {'; '.join(kept)}):")
     lines.append("  e.g. paddleopt quantize MODEL_DIR --calib DATA "
                  + " ".join(f"-o ptq.{p}" for p in parts))
     return lines
