@@ -26,7 +26,7 @@ def deploy_server_cpu(source: Artifact, calib: str | Path, count: int | None,
     Returns optimize.json's ``nncf``, ``deploy`` and ``deploy_table`` entries."""
     from paddleopt.compress import nncf_ptq
     from paddleopt.deploy.auto import DEPLOYMENT_FILE, DeployRequest, candidates_table, deploy
-    from paddleopt.oneshot import calibration_spec
+    from paddleopt.oneshot_calib import calibration_spec
 
     calibration, _ = calibration_spec(calib, count)
     batches, heldout = nncf_ptq.split_real_inputs(calib, source, calibration["count"])

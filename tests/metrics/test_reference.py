@@ -6,7 +6,7 @@ import pytest
 
 from paddleopt.metrics.ocr import ctc_agreement
 from paddleopt.metrics.reference import Reference, load_metric
-from paddleopt.oneshot import calibration_spec
+from paddleopt.oneshot_calib import calibration_spec
 from paddleopt.utils.errors import UserError
 
 
