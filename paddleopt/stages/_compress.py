@@ -85,6 +85,21 @@ def earlier_stages(pipeline: Any, stage_id: str) -> list[str]:
     return ids[:ids.index(stage_id)] if stage_id in ids else ids
 
 
+def check_model_dir_and_calibration(model_dir: str | None, calibration: Any, where: str
+                                    ) -> None:
+    """Plan-time checks shared by the stages that read an inference folder and calibrate on
+    files (ptq, prune_distill): the folder exists and the calibration path fits its source."""
+    if model_dir is not None and not Path(model_dir).is_dir():
+        raise ConfigError(f"{where}.model_dir: '{model_dir}' is not a folder.",
+                          "point it at the folder holding the .pdmodel and .pdiparams.")
+    if calibration.source == "image_folder" and not Path(str(calibration.path)).is_dir():
+        raise ConfigError(f"{where}.calibration.path: '{calibration.path}' is not a folder.",
+                          "point it at a folder of images (searched recursively).")
+    if calibration.source == "npz" and not Path(str(calibration.path)).is_file():
+        raise ConfigError(f"{where}.calibration.path: '{calibration.path}' does not exist.",
+                          "write it with numpy.savez(path, input_name=array, ...).")
+
+
 def check_artifact_ref(ref: str, pipeline: Any, stage_id: str, key: str) -> None:
     """``ref`` must be an earlier stage id or an existing folder (plan time)."""
     earlier = earlier_stages(pipeline, stage_id)

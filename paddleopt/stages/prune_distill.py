@@ -83,7 +83,7 @@ class PruneDistillStage(Stage):
     extras = ("slim",)
 
     def check(self, pipeline: Any, stage_id: str) -> None:
-        from paddleopt.stages._compress import earlier_stages
+        from paddleopt.stages._compress import check_model_dir_and_calibration, earlier_stages
 
         cfg: PruneDistillConfig = self.config
         where = f"stages.{stage_id}"
@@ -92,13 +92,7 @@ class PruneDistillStage(Stage):
             raise ConfigError(f"{where}: prune_distill is the first stage but has no "
                               f"model_dir.", "set model_dir (a Paddle inference folder) or "
                               "put an export stage before it.")
-        if cfg.model_dir is not None and not Path(cfg.model_dir).is_dir():
-            raise ConfigError(f"{where}.model_dir: '{cfg.model_dir}' is not a folder.",
-                              "point it at the folder holding the .pdmodel and .pdiparams.")
-        cal = cfg.calibration
-        if cal.source == "npz" and not Path(str(cal.path)).is_file():
-            raise ConfigError(f"{where}.calibration.path: '{cal.path}' does not exist.",
-                              "write the inputs with numpy.savez(path, input_name=array).")
+        check_model_dir_and_calibration(cfg.model_dir, cfg.calibration, where)
 
     def run(self, src: Artifact | None, out_dir: Path, ctx: StageContext) -> Manifest:
         from paddleopt.utils.grammar import a_an

@@ -47,8 +47,9 @@ class PTQStage(Stage):
     extras = ("slim",)
 
     def check(self, pipeline: Any, stage_id: str) -> None:
-        from paddleopt.stages._compress import (check_artifact_ref, check_single_process,
-                                                earlier_stages)
+        from paddleopt.stages._compress import (check_artifact_ref,
+                                                check_model_dir_and_calibration,
+                                                check_single_process, earlier_stages)
 
         cfg: PTQConfig = self.config
         where = f"stages.{stage_id}"
@@ -69,16 +70,8 @@ class PTQStage(Stage):
                 raise ConfigError(f"{where}.evaluation.source: 'pipeline' means the training "
                                   f"data's labels, but this model comes from a folder.",
                                   "set evaluation: {source: none} (or npz with labels).")
-        if cfg.model_dir is not None and not Path(cfg.model_dir).is_dir():
-            raise ConfigError(f"{where}.model_dir: '{cfg.model_dir}' is not a folder.",
-                              "point it at the folder holding the .pdmodel and .pdiparams.")
+        check_model_dir_and_calibration(cfg.model_dir, cfg.calibration, where)
         cal = cfg.calibration
-        if cal.source == "image_folder" and not Path(str(cal.path)).is_dir():
-            raise ConfigError(f"{where}.calibration.path: '{cal.path}' is not a folder.",
-                              "point it at a folder of images (searched recursively).")
-        if cal.source == "npz" and not Path(str(cal.path)).is_file():
-            raise ConfigError(f"{where}.calibration.path: '{cal.path}' does not exist.",
-                              "write it with numpy.savez(path, input_name=array, ...).")
         if cal.source == "image_folder" and cfg.model_dir is not None and not cal.preprocess:
             raise ConfigError(f"{where}.calibration.preprocess: a model from model_dir records "
                               f"no preprocessing, so images cannot be turned into tensors.",
